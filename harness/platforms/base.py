@@ -1,0 +1,62 @@
+"""The seam between the run, the traffic engine and a platform.
+
+A platform is constructed with the scenario, the run dir, the run clock and
+the event writer, and is used by harness.runner like this::
+
+    async with platform:                 # __aexit__ always tears down
+        await platform.deploy()          # all replicas ready, endpoints visible
+        engine = start(platform.target_url(), resolver=platform.resolver())
+        ... baseline ...
+        await platform.disrupt()         # trigger the rollout, return when complete
+        ... settle ...
+
+``disrupt`` raises ``PlatformError`` when the rollout cannot complete (stuck,
+progress deadline exceeded); the run is then inconclusive but its records
+and report are still written.
+
+The resolver is how a platform that routes connections itself (local) puts
+each *new* connection on a pod without a proxy in the data path: the engine
+calls ``pick()`` synchronously, on its event loop, each time it opens a
+connection, and records ``Route.pod`` as the request's ``route_pod`` (ground
+truth). ``None`` means no endpoint is ready: the engine records the request
+as refused, as kube-proxy's REJECT rule makes it on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, runtime_checkable
+
+
+class Route(NamedTuple):
+    host: str
+    port: int
+    pod: str | None = None
+
+
+@runtime_checkable
+class Resolver(Protocol):
+    def pick(self) -> Route | None: ...
+
+
+class StaticResolver:
+    """Every connection goes to one address (a cluster's NodePort, any URL)."""
+
+    __slots__ = ("route",)
+
+    def __init__(self, host: str, port: int):
+        self.route = Route(host, port, None)
+
+    def pick(self) -> Route | None:
+        return self.route
+
+
+class Platform(Protocol):
+    name: str
+
+    async def deploy(self) -> None: ...
+    def target_url(self) -> str: ...
+    def resolver(self) -> Resolver | None: ...
+    async def disrupt(self) -> None: ...
+    async def teardown(self) -> None: ...
+    async def __aenter__(self) -> "Platform": ...
+    async def __aexit__(self, *exc) -> None: ...
