@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the e2e cluster's two image archives into the build cache:
+#   pause       the static pause binary alone
+#   sample-app  Debian bookworm (debootstrap, minbase) + python3 venv + sample-app/
+# Each archive is keyed by a hash of its inputs, so a warm run does nothing.
+# Prints nothing on stdout; `images.sh` imports the archives into containerd.
+source "$(dirname "$0")/../scripts/lib.sh"
+
+ARCHIVE="$CLUSTER_DIR/images/image_archive.py"
+APP_SRC="${SAMPLE_APP_DIR:-$REPO_DIR/sample-app}"
+ROOTFS_TAR="$BUILD_CACHE/rootfs/bookworm-python3-minbase.tar"
+mkdir -p "$IMAGE_DIR" "$BUILD_CACHE/rootfs"
+
+# The Debian mirror this machine's apt already uses (never a hard-coded host).
+debian_mirror() {
+  local uri
+  uri="$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)"
+  [[ -n "$uri" ]] || uri="$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+  [[ -n "$uri" ]] || die "no Debian mirror found in /etc/apt/sources.list{,.d} for debootstrap"
+  echo "$uri"
+}
+
+build_pause() {
+  local out="$IMAGE_DIR/pause-$(sha256sum "$BIN_DIR/pause" | cut -c1-16).tar"
+  if [[ ! -s "$out" ]]; then
+    local root; root="$(mktemp -d)"
+    install -m 0755 "$BIN_DIR/pause" "$root/pause"
+    python3 "$ARCHIVE" --rootfs "$root" --tag "$PAUSE_IMAGE" --entrypoint '["/pause"]' --out "$out"
+    rm -rf "$root"
+    log "pause image: $out"
+  fi
+  ln -sf "$(basename "$out")" "$IMAGE_DIR/pause.tar"
+}
+
+build_rootfs() {
+  [[ -s "$ROOTFS_TAR" ]] && return 0
+  local dir="$BUILD_CACHE/rootfs/work" start; start=$(date +%s)
+  rm -rf "$dir"
+  log "debootstrap bookworm (minbase + python3, python3-venv) -> $ROOTFS_TAR"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$dir" \
+    "$(debian_mirror)" > "$BUILD_CACHE/rootfs/debootstrap.log" 2>&1 \
+    || die "debootstrap failed; log: $BUILD_CACHE/rootfs/debootstrap.log"
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar --numeric-owner --xattrs -C "$dir" -cf "$ROOTFS_TAR.partial" . && mv "$ROOTFS_TAR.partial" "$ROOTFS_TAR"
+  rm -rf "$dir"
+  log "rootfs built in $(( $(date +%s) - start )) s"
+}
+
+app_hash() {
+  { sha256sum "$ROOTFS_TAR" | cut -d' ' -f1
+    sha256sum "$CLUSTER_DIR/images/build-images.sh" "$ARCHIVE" | cut -d' ' -f1
+    (cd "$APP_SRC" && find . -type f ! -path '*/__pycache__/*' ! -path './.venv/*' -print0 \
+       | sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -c1-16
+}
+
+build_sample_app() {
+  [[ -f "$APP_SRC/app.py" && -f "$APP_SRC/requirements.txt" ]] \
+    || die "sample app not found: $APP_SRC/app.py and requirements.txt are needed"
+  build_rootfs
+  local out="$IMAGE_DIR/sample-app-$(app_hash).tar"
+  if [[ ! -s "$out" ]]; then
+    local root="$BUILD_CACHE/rootfs/app-work" start; start=$(date +%s)
+    rm -rf "$root"; mkdir -p "$root"
+    tar -C "$root" -xf "$ROOTFS_TAR"
+    mkdir -p "$root/app"
+    (cd "$APP_SRC" && tar --exclude=__pycache__ --exclude=.venv -cf - .) | tar -C "$root/app" -xf -
+    # pip inside the image's own Python; the host's resolver and CA bundle (and
+    # pip config) are lent for the install and removed before packing.
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    local lent=()
+    if [[ -f /etc/pip.conf ]]; then cp /etc/pip.conf "$root/etc/pip.conf"; lent+=("$root/etc/pip.conf"); fi
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+        ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
+        chroot "$root" /bin/sh -c 'python3 -m venv /app/.venv && /app/.venv/bin/pip install -q -r /app/requirements.txt' \
+        > "$IMAGE_DIR/sample-app-pip.log" 2>&1 \
+      || die "pip install of sample-app/requirements.txt into the image failed; log: $IMAGE_DIR/sample-app-pip.log"
+    rm -f "${lent[@]}"
+    : > "$root/etc/resolv.conf"
+    find "$root/app" -name __pycache__ -prune -exec rm -rf {} +
+    python3 "$ARCHIVE" --rootfs "$root" --tag "$SAMPLE_APP_IMAGE" \
+      --entrypoint '["/app/.venv/bin/python", "/app/app.py"]' \
+      --env PATH=/app/.venv/bin:/usr/local/bin:/usr/bin:/bin --env PYTHONUNBUFFERED=1 \
+      --workdir /app --out "$out"
+    rm -rf "$root"
+    log "sample-app image built in $(( $(date +%s) - start )) s: $out"
+  fi
+  ln -sf "$(basename "$out")" "$IMAGE_DIR/sample-app.tar"
+}
+
+case "${1:-all}" in
+  rootfs) build_rootfs ;;
+  all)
+    [[ -x "$BIN_DIR/pause" ]] || die "pause binary missing in $BIN_DIR; run cluster/scripts/build-node.sh"
+    build_pause
+    build_sample_app ;;
+  *) die "usage: build-images.sh [all|rootfs]" ;;
+esac

@@ -1,0 +1,3 @@
+module rollout-harness/cluster/pause
+
+go 1.24.0
