@@ -292,13 +292,15 @@ def reset_connection(transport: asyncio.BaseTransport) -> None:
 class Pod:
     """Runs one replica: startup delay, listen, warm-up, then the stop sequence."""
 
-    def __init__(self, settings: Settings, log: LifecycleLog):
+    def __init__(self, settings: Settings, log: LifecycleLog, early_signals: list[signal.Signals] | None = None):
         self.s = settings
         self.log = log
         self.state = PodState()
         self.server = None  # uvicorn.Server once listening
         self.stop_signal: asyncio.Future | None = None
         self.signals_seen = 0
+        #: signals that arrived before the event loop ran (see catch_early_signals)
+        self.early_signals = early_signals if early_signals is not None else []
 
     def on_signal(self, sig: signal.Signals) -> None:
         self.signals_seen += 1
@@ -322,8 +324,10 @@ class Pod:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.stop_signal = loop.create_future()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.on_signal, sig)
+        for sig in self.early_signals:
+            self.on_signal(sig)
         if self.s.startup_delay > 0:
             await asyncio.wait([self.stop_signal], timeout=self.s.startup_delay)
         if not self.stop_signal.done():
@@ -394,6 +398,18 @@ class Pod:
         return 0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def catch_early_signals() -> list[signal.Signals]:
+    """Record stop signals that arrive before the event loop runs (a platform
+    may stop a replica right after starting it); Pod.run replays them."""
+    seen: list[signal.Signals] = []
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, _frame: seen.append(signal.Signals(signum)))
+    return seen
+
+
 def _http_impl() -> str:
     try:
         import httptools  # noqa: F401
@@ -416,13 +432,14 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sample-app: bad configuration: {exc}", file=sys.stderr, flush=True)
         return 2
+    early_signals = catch_early_signals()
     log = LifecycleLog(settings.pod)
     log.event("starting", pid=os.getpid(), version=settings.version,
               graceful_shutdown=settings.graceful_shutdown, drain_on_sigterm=settings.drain_on_sigterm,
               drain_seconds=settings.drain_seconds, keepalive_close=settings.keepalive_close,
               startup_delay=settings.startup_delay, warmup_seconds=settings.warmup_seconds)
     runner = asyncio.Runner(loop_factory=_loop_factory())
-    code = runner.run(Pod(settings, log).run())
+    code = runner.run(Pod(settings, log, early_signals).run())
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip loop and interpreter teardown: handler tasks of reset connections may
