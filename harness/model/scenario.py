@@ -249,6 +249,9 @@ class KubernetesPlatform(_Model):
     kubeconfig: str | None = None
     mode: Literal["managed", "target"] = "managed"
     namespace_prefix: str = "rollout-harness"
+    #: managed mode: deploy into this existing namespace (deleting only what the
+    #: run created) instead of creating one per run; needs only the namespaced Role
+    namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     image_pull_policy: Literal["Never", "IfNotPresent", "Always"] = "IfNotPresent"
     service_type: Literal["NodePort", "LoadBalancer", "ClusterIP"] = "NodePort"
     node_port: int | None = Field(None, ge=30000, le=32767)

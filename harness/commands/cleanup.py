@@ -1,0 +1,52 @@
+"""`rollout-harness cleanup`: delete what runs left behind on a cluster.
+
+A run deletes its namespace at the end, also on Ctrl-C or an error; a run
+killed outright (SIGKILL, a lost CI runner) cannot. Everything a run creates
+carries ``app.kubernetes.io/managed-by=rollout-harness``, so this finds the
+leftovers by that label: whole namespaces, or — with ``--namespace`` for a
+run that used an existing namespace — the Deployments, Services and
+PodDisruptionBudgets in it. Nothing without the label is ever touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "cleanup",
+        help="delete namespaces/objects left on a cluster by killed runs (by label)",
+        description="Delete what rollout-harness runs left on a cluster, found by the label "
+        "app.kubernetes.io/managed-by=rollout-harness. Exit 0 when done, 3 when the cluster "
+        "cannot be reached.",
+    )
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--namespace", help="an existing namespace runs deployed into (kubernetes.namespace); "
+                   "delete the labelled objects in it instead of whole namespaces")
+    p.add_argument("--run", help="only the run with this id (the rollout-harness.io/run label)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.platforms.kubernetes.cleanup import find_leftovers, delete_leftovers
+    from harness.platforms.kubernetes.client import load_api
+
+    api = load_api(kubeconfig=args.kubeconfig, context=args.context)
+    leftovers = find_leftovers(api, namespace=args.namespace, run_id=args.run)
+    if not leftovers:
+        print(f"nothing left over on context {api.context!r}")
+        return 0
+    verb = "would delete" if args.dry_run else "deleting"
+    for item in leftovers:
+        print(f"{verb} {item}")
+    if not args.dry_run:
+        failed = delete_leftovers(api, leftovers)
+        for item, err in failed:
+            print(f"could not delete {item}: {err}", file=sys.stderr)
+        if failed:
+            return 3
+    return 0

@@ -1,0 +1,56 @@
+"""Find and delete what killed runs left on a cluster, by label only."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from harness.platforms.kubernetes.client import KubeApi, KubeError
+from harness.platforms.kubernetes.manifests import MANAGED_BY, MANAGER, RUN_LABEL
+
+OBJECT_KINDS = ("deployments", "services", "poddisruptionbudgets")
+
+
+class Leftover(NamedTuple):
+    resource: str  # "namespaces" or a namespaced resource
+    namespace: str
+    name: str
+    run: str
+
+    def __str__(self) -> str:
+        where = f"{self.resource}/{self.name}" if self.resource == "namespaces" \
+            else f"{self.resource}/{self.name} in {self.namespace}"
+        return where + (f" (run {self.run})" if self.run else "")
+
+
+def _selector(run_id: str | None) -> str:
+    sel = f"{MANAGED_BY}={MANAGER}"
+    return sel + (f",{RUN_LABEL}={run_id}" if run_id else "")
+
+
+def find_leftovers(api: KubeApi, *, namespace: str | None = None, run_id: str | None = None) -> list[Leftover]:
+    sel = _selector(run_id)
+    if namespace is None:
+        return [Leftover("namespaces", "", ns["metadata"]["name"],
+                         ns["metadata"].get("labels", {}).get(RUN_LABEL, ""))
+                for ns in api.list_namespaces(sel)
+                if not ns.get("metadata", {}).get("deletionTimestamp")]
+    out = []
+    for resource in OBJECT_KINDS:
+        items, _ = api.list(resource, namespace, label_selector=sel)
+        out += [Leftover(resource, namespace, o["metadata"]["name"],
+                         o["metadata"].get("labels", {}).get(RUN_LABEL, "")) for o in items]
+    return out
+
+
+def delete_leftovers(api: KubeApi, leftovers: list[Leftover]) -> list[tuple[Leftover, str]]:
+    failed = []
+    for item in leftovers:
+        try:
+            if item.resource == "namespaces":
+                api.delete_namespace(item.name)
+            else:
+                api.delete(item.resource, item.namespace, item.name)
+        except KubeError as exc:
+            if exc.status != 404:
+                failed.append((item, str(exc)))
+    return failed

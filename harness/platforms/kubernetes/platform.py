@@ -1,0 +1,325 @@
+"""The kubernetes platform: a real rolling update on any cluster, with the pod
+lifecycle as the cluster reports it, on the run clock.
+
+Managed mode renders the scenario into a Deployment, a Service (NodePort by
+default: traffic enters through kube-proxy, as users' traffic does) and a
+PodDisruptionBudget, in a namespace of its own that teardown deletes.
+Target mode takes an existing Deployment and the URL its traffic enters by,
+and never creates or deletes anything.
+
+The kubernetes client is synchronous: every API call runs in a worker
+thread (``anyio.to_thread``) so the event loop, which also drives the
+traffic engine, never blocks; the watches and log streams run in daemon
+threads that stamp what they see with the run clock on arrival and write it
+through the (thread-safe) EventWriter.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import anyio
+
+from harness.errors import BadInput, PlatformError
+from harness.model.clock import RunClock
+from harness.model.events import EventKind as K
+from harness.model.events import EventWriter, SourceKind
+from harness.model.rundir import LOGS_DIR, update_manifest
+from harness.model.scenario import Scenario
+from harness.platforms.kubernetes import apitime, manifests, preflight
+from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
+from harness.platforms.kubernetes.endpointtrack import EndpointTracker
+from harness.platforms.kubernetes.eventtrack import EventTracker
+from harness.platforms.kubernetes.podlogs import LogFollower
+from harness.platforms.kubernetes.podtrack import PodTracker, Step
+from harness.platforms.kubernetes.rollout import Phase, rollout_state
+from harness.platforms.kubernetes.watch import ResourceWatch
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.25
+IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+RAW_WATCH_FILE = "kube-watch.jsonl"
+
+
+class KubernetesPlatform:
+    name = "kubernetes"
+
+    def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter,
+                 *, api: KubeApi | None = None, http_check: Callable[[str], Any] | None = None):
+        self.sc, self.run_dir, self.clock, self.events = scenario, Path(run_dir), clock, events
+        self.kube = scenario.kubernetes
+        self.api: KubeApi | None = api
+        self._http_check = http_check
+        self.mode = self.kube.mode
+        self.run_id = self.run_dir.name
+        self.namespace = ""
+        self.deployment = scenario.deployment.name
+        self.container = manifests.CONTAINER
+        self._owns_namespace = False
+        self._created: list[tuple[str, str]] = []  # (resource, name) created in an existing namespace
+        self._url = ""
+        self._watches: list[ResourceWatch] = []
+        self._followers: dict[tuple[str, str], LogFollower] = {}
+        self._record = None
+        self._torn_down = False
+        self._notes: list[str] = []
+        self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
+        self.endpoints = EndpointTracker(clock=clock)
+
+    # ---- the seam -----------------------------------------------------------
+    async def __aenter__(self) -> "KubernetesPlatform":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.teardown()
+
+    def target_url(self) -> str:
+        return self._url
+
+    def resolver(self):
+        return None  # the engine connects to the URL; kube-proxy picks the pod
+
+    async def deploy(self) -> None:
+        if self.api is None:
+            self.api = await self._call(load_api, kubeconfig=self.kube.kubeconfig, context=self.kube.context)
+        context = getattr(self.api, "context", self.kube.context or "")
+        version = await self._call(preflight.check_api, self.api, context=context)
+        if self.mode == "target":
+            await self._deploy_target()
+        else:
+            await self._deploy_managed()
+        update_manifest(self.run_dir, kubernetes={
+            "context": context, "server": getattr(self.api, "server", ""),
+            "server_version": version.get("gitVersion", ""), "mode": self.mode,
+            "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
+            "namespace_per_run": self._owns_namespace,
+            "rounding": self._notes})
+
+    async def disrupt(self) -> None:
+        patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
+        self.events.emit(self.clock.now(), "", K.ROLLOUT_STARTED, SourceKind.HARNESS,
+                         type=self.sc.disruption.type, patch=patch)
+        dep = await self._call(self.api.patch, "deployments", self.namespace, self.deployment, patch)
+        generation = int(dep.get("metadata", {}).get("generation") or 0)
+        state = await self._follow_rollout(min_generation=generation)
+        self.events.emit(self.clock.now(), "", K.ROLLOUT_COMPLETE, SourceKind.HARNESS,
+                         updated=state.updated, available=state.available, replicas=state.desired,
+                         replica_set=await self._new_replica_set())
+
+    async def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._teardown_sync)
+
+    # ---- deploy -------------------------------------------------------------
+    async def _deploy_managed(self) -> None:
+        kube, api = self.kube, self.api
+        self._owns_namespace = kube.namespace is None
+        self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
+        await self._call(preflight.check_access, api, self.namespace, mode="managed",
+                         per_run_namespace=self._owns_namespace)
+        image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
+        log.info("kubernetes preflight: %s", image_note)
+        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
+        self._notes = rendered.notes
+        if self._owns_namespace:
+            await self._call(api.create_namespace, rendered.namespace)
+            atexit.register(self._teardown_sync)
+        run_selector = f"{manifests.RUN_LABEL}={rendered.deployment['spec']['selector']['matchLabels'][manifests.RUN_LABEL]}"
+        await self._start_watches(pod_selector=run_selector, service=self.deployment,
+                                  accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
+        for resource, obj in (("deployments", rendered.deployment), ("services", rendered.service),
+                              ("poddisruptionbudgets", rendered.pdb)):
+            if obj is None:
+                continue
+            await self._call(api.create, resource, self.namespace, obj)
+            self._created.append((resource, obj["metadata"]["name"]))
+        svc = await self._call(api.get, "services", self.namespace, self.deployment)
+        node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
+        self._url = kube.url.format(node_port=node_port or "")
+        await self._wait_ready()
+
+    async def _deploy_target(self) -> None:
+        target, api = self.kube.target, self.api
+        assert target is not None
+        self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
+        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False)
+        try:
+            dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
+        except KubeError as exc:
+            if exc.status == 404:
+                raise BadInput(f"kubernetes.target: no Deployment {self.deployment!r} in namespace "
+                               f"{self.namespace!r}") from exc
+            raise
+        tmpl = dep.get("spec", {}).get("template", {})
+        self.container = ((tmpl.get("spec", {}).get("containers") or [{}])[0]).get("name", "")
+        match = dep.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+        if not match:
+            raise BadInput(f"kubernetes.target: Deployment {self.deployment!r} has no selector.matchLabels")
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        service = await self._find_service(tmpl.get("metadata", {}).get("labels") or {})
+        await self._start_watches(pod_selector=selector, service=service,
+                                  accept_pod=lambda name: name in self.pods.live_pods()
+                                  or name.startswith(f"{self.deployment}-"))
+        await self._wait_ready()
+
+    async def _find_service(self, pod_labels: dict[str, str]) -> str | None:
+        """The Service whose selector picks the Deployment's pods (the one
+        whose NodePort the URL uses, when several do)."""
+        services, _ = await self._call(self.api.list, "services", self.namespace)
+        port = urlsplit(self._url).port
+        matching = [s for s in services if (sel := s.get("spec", {}).get("selector") or {})
+                    and all(pod_labels.get(k) == v for k, v in sel.items())]
+        for s in matching:
+            if any(p.get("nodePort") == port for p in s.get("spec", {}).get("ports") or []):
+                return s["metadata"]["name"]
+        return matching[0]["metadata"]["name"] if matching else None
+
+    async def _start_watches(self, *, pod_selector: str, service: str | None,
+                             accept_pod: Callable[[str], bool]) -> None:
+        self._record = open(self.run_dir / RAW_WATCH_FILE, "a", encoding="utf-8", buffering=1)
+        kube_sink = self._sink(SourceKind.KUBE_WATCH)
+        since = self.clock.to_wall_ns(0) - 2_000_000_000  # Events carry whole seconds
+        event_tracker = EventTracker(has_prestop=self.pods.has_prestop, since_wall_ns=since,
+                                     accept_pod=accept_pod, clock=self.clock)
+        specs: list[tuple[str, Any, str | None]] = [("pods", self.pods, pod_selector),
+                                                    ("events", event_tracker, None)]
+        if service:
+            specs.append(("endpointslices", self.endpoints, f"kubernetes.io/service-name={service}"))
+        for resource, tracker, selector in specs:
+            w = ResourceWatch(self.api, resource, self.namespace, tracker, kube_sink, self.clock.now,
+                              label_selector=selector, record=self._record)
+            self._watches.append(w.start())
+        with anyio.fail_after(30):
+            for w in self._watches:
+                while not w.listed.is_set():
+                    if w.error is not None and isinstance(w.error, KubeError) and w.error.status == 403:
+                        raise PlatformError(f"kubernetes: cannot watch {w.resource}: {w.error}")
+                    await anyio.sleep(0.05)
+
+    async def _wait_ready(self) -> None:
+        """All replicas available, all in the Service's endpoints, and the
+        target answering — before any load."""
+        deadline = time.monotonic() + self.sc.deployment.progress_deadline_seconds + 30
+        want = self.sc.deployment.replicas if self.mode == "managed" else None
+        message = ""
+        while time.monotonic() < deadline:
+            problems = self.pods.waiting_problems()
+            if problems:
+                pod, why = next(iter(problems.items()))
+                cls = BadInput if why.split(":")[0] in IMAGE_PROBLEMS else PlatformError
+                raise cls(f"kubernetes: pod {pod} cannot start: {why}"
+                          + (" (load the image: `make kind-load`, or check kubernetes.imagePullPolicy)"
+                             if cls is BadInput else ""))
+            dep = await self._call(self.api.get, "deployments", self.namespace, self.deployment)
+            state = rollout_state(dep)
+            if state.phase is Phase.STUCK:
+                raise PlatformError(f"kubernetes: Deployment {self.deployment} is not healthy: {state.message}")
+            want_n = want or state.desired
+            routable = len(self.endpoints.routable_pods()) if any(
+                w.resource == "endpointslices" for w in self._watches) else want_n
+            message = f"{state.message}; {routable}/{want_n} endpoints ready"
+            if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
+                if await self._target_answers():
+                    return
+                message += f"; {self._url} does not answer yet"
+            await anyio.sleep(POLL_S)
+        raise PlatformError(f"kubernetes: not ready before the deadline: {message}")
+
+    async def _target_answers(self) -> bool:
+        url = self._url.rstrip("/") + self.sc.traffic.path
+        if self._http_check is not None:
+            return bool(await self._http_check(url))
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                r = await client.get(url, headers={"Connection": "close"})
+            return r.status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    # ---- rollout ------------------------------------------------------------
+    async def _follow_rollout(self, *, min_generation: int):
+        stall_s = self.sc.deployment.progress_deadline_seconds + 10
+        last_counts, last_change = None, time.monotonic()
+        while True:
+            dep = await self._call(self.api.get, "deployments", self.namespace, self.deployment)
+            state = rollout_state(dep, min_generation=min_generation)
+            if state.phase is Phase.COMPLETE:
+                return state
+            if state.phase is Phase.STUCK:
+                raise PlatformError(f"kubernetes: rollout of {self.deployment} stuck: {state.message}")
+            counts = state[2:]
+            if counts != last_counts:
+                last_counts, last_change = counts, time.monotonic()
+            elif time.monotonic() - last_change > stall_s:
+                raise PlatformError(f"kubernetes: rollout of {self.deployment} made no progress for "
+                                    f"{stall_s:g}s: {state.message}")
+            await anyio.sleep(POLL_S)
+
+    async def _new_replica_set(self) -> str:
+        try:
+            sets, _ = await self._call(self.api.list, "replicasets", self.namespace)
+        except KubeError:
+            return ""
+        mine = [rs for rs in sets if any(o.get("name") == self.deployment
+                                         for o in rs.get("metadata", {}).get("ownerReferences") or [])]
+        mine.sort(key=lambda rs: int(rs.get("metadata", {}).get("annotations", {})
+                                     .get("deployment.kubernetes.io/revision", 0)))
+        return mine[-1]["metadata"]["name"] if mine else ""
+
+    # ---- threads ------------------------------------------------------------
+    async def _call(self, fn, *args, **kwargs):
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    def _sink(self, source: SourceKind) -> Callable[[int, Step], None]:
+        def emit(t_ns: int, step: Step) -> None:
+            self.events.emit(t_ns, step.pod, step.kind, source, **step.detail)
+        return emit
+
+    def _follow_logs(self, pod: str, container: str) -> None:
+        if self._torn_down or container != self.container or self.api is None:
+            return
+        old = self._followers.get((pod, container))
+        if old is not None:
+            old.stop(timeout=0)
+        self._followers[(pod, container)] = LogFollower(
+            self.api, self.namespace, pod, container, self.run_dir / LOGS_DIR, self._sink(SourceKind.APP_LOG),
+            self.clock.from_wall_s, still_running=lambda: self.pods.container_running(pod, container),
+        ).start()
+
+    def _teardown_sync(self) -> None:
+        atexit.unregister(self._teardown_sync)
+        for f in list(self._followers.values()):
+            f.join(timeout=1.0)  # a pod still shutting down finishes its last lines
+            f.stop(timeout=1.0)
+        for w in self._watches:
+            w.stop(timeout=2.0)
+        for w in self._watches:
+            log.info("watch %s: %s", w.resource, w.stats)
+        if self.api is not None and self.mode == "managed":
+            self._delete_created()
+        if self._record is not None:
+            self._record.close()
+
+    def _delete_created(self) -> None:
+        try:
+            if self._owns_namespace and self.namespace:
+                self.api.delete_namespace(self.namespace)
+            else:
+                for resource, name in reversed(self._created):
+                    self.api.delete(resource, self.namespace, name)
+        except KubeError as exc:
+            if exc.status != 404:
+                log.warning("kubernetes: could not delete what this run created in %s: %s "
+                            "(`rollout-harness cleanup` removes leftovers)", self.namespace, exc)

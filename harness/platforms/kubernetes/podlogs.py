@@ -1,0 +1,110 @@
+"""Follow each pod's log while it lives.
+
+The app's shutdown lines (SIGTERM received, listener closed, drained,
+exiting) are written in the last second of a pod's life; a log fetched at
+the end of the run would find the pod gone. So each container's log is
+followed from the moment it starts, in a daemon thread, into
+``logs/<pod>.log``; each JSON line ``{"ts", "pod", "event", ...}`` becomes a
+lifecycle event on the run clock (from the line's wall time):
+``sigterm_received`` is ``app_shutdown_started``, every other line an
+``app_log``. A stream that drops while the container still runs is
+re-opened, skipping the lines already read (a container log only grows).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.model.events import EventKind as K
+from harness.platforms.kubernetes.client import KubeApi, KubeError
+from harness.platforms.kubernetes.podtrack import Step
+
+log = logging.getLogger(__name__)
+
+APP_EVENT_KINDS = {"sigterm_received": K.APP_SHUTDOWN_STARTED}
+
+
+def parse_app_line(line: str, pod: str, from_wall_s: Callable[[float], int]) -> tuple[int, Step] | None:
+    """(t_ns, step) for one JSON log line of the app; None for other lines."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or "event" not in rec or not isinstance(rec.get("ts"), (int, float)):
+        return None
+    event = str(rec["event"])
+    kind = APP_EVENT_KINDS.get(event, K.APP_LOG)
+    detail: dict[str, Any] = {k: v for k, v in rec.items() if k not in ("ts", "pod")}
+    detail["ts"] = rec["ts"]
+    return from_wall_s(float(rec["ts"])), Step(str(rec.get("pod") or pod), kind, detail)
+
+
+class LogFollower:
+    """Follows ``namespace/pod``'s container; ``stop`` ends it."""
+
+    def __init__(self, api: KubeApi, namespace: str, pod: str, container: str, logs_dir: Path,
+                 sink: Callable[[int, Step], None], from_wall_s: Callable[[float], int], *,
+                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25):
+        self.api, self.namespace, self.pod, self.container = api, namespace, pod, container
+        self.path = Path(logs_dir) / f"{pod}.log"
+        self.sink, self.from_wall_s, self.still_running = sink, from_wall_s, still_running
+        self.retries, self.retry_delay = retries, retry_delay
+        self.lines = 0
+        self._stop = threading.Event()
+        self._stream = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "LogFollower":
+        self._thread = threading.Thread(target=self.run, name=f"log-{self.pod}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._stream is not None:
+            self._stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8", buffering=1) as out:
+            attempts = 0
+            while not self._stop.is_set() and attempts <= self.retries:
+                attempts += 1
+                try:
+                    self._follow(out)
+                except KubeError as exc:
+                    # 400 "container is waiting to start" right after the start, or a dropped stream
+                    log.debug("log %s/%s: %s", self.namespace, self.pod, exc)
+                if not self.still_running():
+                    break
+                self._stop.wait(self.retry_delay)
+
+    def _follow(self, out) -> None:
+        stream = self.api.pod_log(self.namespace, self.pod, self.container)
+        self._stream = stream
+        skip = self.lines  # a re-opened stream starts from the beginning again
+        try:
+            for i, item in enumerate(stream):
+                if i < skip:
+                    continue
+                line = item["line"]
+                self.lines += 1
+                out.write(line + "\n")
+                parsed = parse_app_line(line, self.pod, self.from_wall_s)
+                if parsed is not None:
+                    self.sink(*parsed)
+                if self._stop.is_set():
+                    break
+        finally:
+            self._stream = None
+            stream.close()

@@ -1,0 +1,210 @@
+"""From a stream of Pod objects to the pod lifecycle steps they reveal.
+
+A watch delivers whole objects, not changes; ``PodTracker`` remembers what
+it has already reported per pod (by uid) and turns each newer object into
+the steps that appeared since: created, scheduled, container started,
+startup probe passed, Ready true/false, deletion requested (the
+deletionTimestamp appears), container exited (exit code and reason), pod
+deleted. Feeding it the same object twice, or an object from a re-list,
+reports nothing new, so resumed and re-listed watches never duplicate steps.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+from harness.model.events import EventKind as K
+from harness.platforms.kubernetes import apitime
+
+
+class Step(NamedTuple):
+    pod: str
+    kind: K
+    detail: dict[str, Any]
+
+
+@dataclass
+class _PodState:
+    name: str
+    ready: bool | None = None
+    scheduled: bool = False
+    deletion: bool = False
+    started_at: dict[str, str] = field(default_factory=dict)  # container -> running.startedAt
+    startup_ok: set[str] = field(default_factory=set)
+    exited: set[str] = field(default_factory=set)  # containerID (or name+finishedAt)
+    running: set[str] = field(default_factory=set)  # containers running now
+    has_prestop: bool = False
+    phase: str = ""
+
+
+def _condition(pod: dict, ctype: str) -> dict | None:
+    for c in pod.get("status", {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def _container_spec(pod: dict) -> dict[str, dict]:
+    return {c.get("name", ""): c for c in pod.get("spec", {}).get("containers") or []}
+
+
+class PodTracker:
+    """Feed ``update(obj)`` / ``deleted(obj)``; each returns the new steps.
+
+    ``on_container_started(pod, container)`` is called for each container
+    start (the platform starts following its log there).
+    """
+
+    def __init__(self, *, clock=None, on_container_started: Callable[[str, str], None] | None = None):
+        self._clock = clock
+        self._pods: dict[str, _PodState] = {}
+        self._lock = threading.Lock()
+        self._on_started = on_container_started
+        self._waiting: dict[str, str] = {}
+        self._prestop: dict[str, bool] = {}  # by pod name, kept after deletion
+
+    # -- queries (any thread)
+    def ready_pods(self) -> set[str]:
+        with self._lock:
+            return {p.name for p in self._pods.values() if p.ready and not p.deletion}
+
+    def live_pods(self) -> set[str]:
+        with self._lock:
+            return {p.name for p in self._pods.values()}
+
+    def has_prestop(self, pod: str) -> bool:
+        with self._lock:
+            return self._prestop.get(pod, False)
+
+    def container_running(self, pod: str, container: str) -> bool:
+        with self._lock:
+            return any(p.name == pod and container in p.running for p in self._pods.values())
+
+    def waiting_problems(self) -> dict[str, str]:
+        """Pods whose container waits for a reason that will not fix itself."""
+        with self._lock:
+            return dict(self._waiting)
+
+    # -- feeding (the watch thread)
+    def update(self, pod: dict, *, listed: bool = False) -> list[Step]:
+        meta = pod.get("metadata", {})
+        uid, name = meta.get("uid", meta.get("name", "")), meta.get("name", "")
+        steps: list[Step] = []
+        started: list[tuple[str, str]] = []
+        with self._lock:
+            st = self._pods.get(uid)
+            if st is None:
+                st = self._pods[uid] = _PodState(name=name)
+                steps.append(Step(name, K.POD_CREATED, {
+                    **apitime.api_time(meta.get("creationTimestamp"), clock=self._clock),
+                    **({"listed": True} if listed else {}),
+                    "node": pod.get("spec", {}).get("nodeName", ""),
+                    "pod_template_hash": meta.get("labels", {}).get("pod-template-hash", "")}))
+            st.has_prestop = any((c.get("lifecycle") or {}).get("preStop")
+                                 for c in _container_spec(pod).values())
+            self._prestop[name] = st.has_prestop
+            st.phase = pod.get("status", {}).get("phase", "")
+            steps += self._scheduled(st, pod)
+            steps += self._containers(st, pod, started)
+            steps += self._readiness(st, pod)
+            steps += self._deletion(st, pod)
+        if self._on_started:
+            for pod_name, container in started:
+                self._on_started(pod_name, container)
+        return steps
+
+    def deleted(self, pod: dict, *, missed: bool = False) -> list[Step]:
+        steps = self.update(pod)
+        meta = pod.get("metadata", {})
+        with self._lock:
+            st = self._pods.pop(meta.get("uid", meta.get("name", "")), None)
+            self._waiting.pop(meta.get("name", ""), None)
+        if st is not None:
+            steps.append(Step(st.name, K.POD_DELETED, {"missed_on_watch": True} if missed else {}))
+        return steps
+
+    # -- transitions
+    def _scheduled(self, st: _PodState, pod: dict) -> list[Step]:
+        cond = _condition(pod, "PodScheduled")
+        if st.scheduled or not (cond and cond.get("status") == "True"):
+            return []
+        st.scheduled = True
+        return [Step(st.name, K.SCHEDULED, {"node": pod.get("spec", {}).get("nodeName", ""),
+                                            **apitime.api_time(cond.get("lastTransitionTime"),
+                                                               clock=self._clock)})]
+
+    def _containers(self, st: _PodState, pod: dict, started: list[tuple[str, str]]) -> list[Step]:
+        steps: list[Step] = []
+        specs = _container_spec(pod)
+        self._waiting.pop(st.name, None)
+        for cs in pod.get("status", {}).get("containerStatuses") or []:
+            cname = cs.get("name", "")
+            state = cs.get("state") or {}
+            for terminated in ((cs.get("lastState") or {}).get("terminated"), state.get("terminated")):
+                if terminated:
+                    steps += self._exited(st, cname, terminated)
+            running = state.get("running")
+            if running:
+                st.running.add(cname)
+            else:
+                st.running.discard(cname)
+            if running and st.started_at.get(cname) != running.get("startedAt"):
+                st.started_at[cname] = running.get("startedAt")
+                steps.append(Step(st.name, K.CONTAINER_STARTED, {
+                    "container": cname, "restart_count": cs.get("restartCount", 0),
+                    **apitime.api_time(running.get("startedAt"), clock=self._clock)}))
+                started.append((st.name, cname))
+            if (cs.get("started") and (specs.get(cname) or {}).get("startupProbe")
+                    and cname not in st.startup_ok):
+                st.startup_ok.add(cname)
+                steps.append(Step(st.name, K.STARTUP_PROBE_OK, {"container": cname}))
+            reason = (state.get("waiting") or {}).get("reason", "")
+            if reason in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                          "CreateContainerConfigError", "CrashLoopBackOff"):
+                self._waiting[st.name] = f"{reason}: {(state.get('waiting') or {}).get('message', '')}".strip()
+        return steps
+
+    def _exited(self, st: _PodState, cname: str, term: dict) -> list[Step]:
+        key = term.get("containerID") or f"{cname}@{term.get('finishedAt')}"
+        if key in st.exited:
+            return []
+        st.exited.add(key)
+        detail = {"container": cname, "exit_code": term.get("exitCode"), "reason": term.get("reason", ""),
+                  **apitime.api_time(term.get("finishedAt"), clock=self._clock)}
+        if term.get("signal"):
+            detail["signal"] = term["signal"]
+        if term.get("startedAt"):
+            detail["started_at"] = term["startedAt"]
+        return [Step(st.name, K.APP_EXITED, detail)]
+
+    def _readiness(self, st: _PodState, pod: dict) -> list[Step]:
+        cond = _condition(pod, "Ready")
+        if cond is None:
+            return []
+        ready = cond.get("status") == "True"
+        if st.ready is None and not ready:  # first sight, not ready yet: nothing changed
+            st.ready = False
+            return []
+        if st.ready == ready:
+            return []
+        st.ready = ready
+        return [Step(st.name, K.READY if ready else K.NOT_READY,
+                     {**apitime.api_time(cond.get("lastTransitionTime"), clock=self._clock),
+                      **({"reason": cond["reason"]} if cond.get("reason") else {})})]
+
+    def _deletion(self, st: _PodState, pod: dict) -> list[Step]:
+        meta = pod.get("metadata", {})
+        deadline = meta.get("deletionTimestamp")
+        if st.deletion or not deadline:
+            return []
+        st.deletion = True
+        grace = meta.get("deletionGracePeriodSeconds")
+        detail: dict[str, Any] = {"deletion_timestamp": deadline, "grace_period_seconds": grace}
+        parsed = apitime.parse(deadline)
+        if parsed and grace is not None and self._clock is not None:
+            # deletionTimestamp is the kill deadline: the request time + the grace period
+            detail["requested_api_t_ns"] = self._clock.from_wall_ns(parsed[0] - int(grace) * 1_000_000_000)
+            detail["precision_s"] = parsed[1]
+        return [Step(st.name, K.DELETION_REQUESTED, detail)]
