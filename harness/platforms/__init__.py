@@ -24,4 +24,8 @@ def make_platform(name: str, scenario: "Scenario", run_dir: str | Path, clock: "
         from harness.platforms.local import LocalPlatform
 
         return LocalPlatform(scenario, run_dir, clock, events)
+    if name == "kubernetes":
+        from harness.platforms.kubernetes import KubernetesPlatform
+
+        return KubernetesPlatform(scenario, run_dir, clock, events)
     raise BadInput(f"unknown platform {name!r}: choose one of {', '.join(PLATFORMS)}")
