@@ -184,7 +184,7 @@ class Traffic(_Model):
     connect_timeout: float = Field(1.0, gt=0)
     read_timeout: float = Field(5.0, gt=0)
     max_inflight: int = Field(512, ge=1)
-    method: Literal["GET", "POST", "PUT", "DELETE", "HEAD"] = "GET"
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "GET"
     path: str = "/work"
     headers: dict[str, str] = Field(default_factory=dict)
     pod_header: str = "X-Pod-Name"

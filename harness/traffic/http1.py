@@ -1,0 +1,153 @@
+"""HTTP/1.1 on an asyncio Protocol: one request at a time per connection.
+
+The hot path is callback-driven: no coroutine, future or timer per request.
+The request bytes are a template with only X-Request-Id varying; the
+response is parsed by httptools with two callbacks per response (headers
+complete, message complete); the pod header is read from the header block.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httptools
+
+from harness.errors import BadInput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.traffic.engine import Engine
+
+
+class Target:
+    """A parsed target URL and the request templates for it."""
+
+    def __init__(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+                 pod_header: str = "X-Pod-Name"):
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            raise BadInput(f"URL {url!r}: only http:// targets are supported by the engine (got scheme {parts.scheme!r})")
+        if not parts.hostname:
+            raise BadInput(f"URL {url!r}: no host; expected e.g. http://127.0.0.1:8080/work")
+        self.url = url
+        self.host = parts.hostname
+        try:
+            self.port = parts.port or 80
+        except ValueError as exc:
+            raise BadInput(f"URL {url!r}: bad port") from exc
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_hdr = parts.netloc
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        head = f"{method} {self.path} HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: rollout-harness\r\n{extra}"
+        body = "Content-Length: 0\r\n" if method in ("POST", "PUT") else ""
+        self.prefix = (head + body + "X-Request-Id: ").encode("latin-1")
+        self.suffix_keepalive = b"\r\n\r\n"
+        self.suffix_close = b"\r\nConnection: close\r\n\r\n"
+        self.pod_header = b"\r\n" + pod_header.lower().encode("latin-1") + b":"
+
+    def request(self, seq: int, keepalive: bool) -> bytes:
+        return b"%b%d%b" % (self.prefix, seq, self.suffix_keepalive if keepalive else self.suffix_close)
+
+
+class Conn:
+    """One client connection (an asyncio.Protocol) carrying one request at a time."""
+
+    __slots__ = (
+        "engine", "transport", "parser", "conn_id", "route_pod", "keepalive", "served",
+        "seq", "sched_ns", "sent_ns", "deadline_ns", "status", "pod", "head", "got_bytes",
+        "reusable", "closed",
+    )
+
+    def __init__(self, engine: "Engine", conn_id: int, route_pod: str | None, keepalive: bool):
+        self.engine = engine
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.conn_id = conn_id
+        self.route_pod = route_pod
+        self.keepalive = keepalive
+        self.served = 0
+        self.seq = -1  # -1: idle
+        self.sched_ns = 0
+        self.sent_ns = 0
+        self.deadline_ns = 0
+        self.status = 0
+        self.pod = None
+        self.head = None
+        self.got_bytes = False
+        self.reusable = True
+        self.closed = False
+
+    # -- asyncio.Protocol ---------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        if self.seq < 0:
+            # Bytes nobody asked for (e.g. a 408 before close): the connection
+            # is no longer in a known state; do not reuse it.
+            self.reusable = False
+            return
+        self.got_bytes = True
+        if self.head is not None:
+            self.head.append(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.engine.conn_failed(self, ValueError("unexpected protocol upgrade"), "read")
+        except httptools.HttpParserError as exc:
+            self.engine.conn_failed(self, ValueError(f"malformed HTTP response: {exc}"), "read")
+
+    def eof_received(self):
+        return False  # let the transport close; connection_lost reports it
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.engine.conn_lost(self, exc)
+
+    def pause_writing(self) -> None:  # requests are tiny; nothing to do
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- httptools callbacks ------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        head = self.head
+        self.head = None
+        if head:
+            raw = head[0] if len(head) == 1 else b"".join(head)
+            end = raw.find(b"\r\n\r\n")
+            block = raw[:end] if end >= 0 else raw
+            needle = self.engine.pod_header_needle
+            i = block.lower().find(needle)
+            if i >= 0:
+                j = block.find(b"\r\n", i + 2)
+                self.pod = self.engine.pod_name(block[i + len(needle): j if j >= 0 else len(block)].strip())
+
+    def on_message_complete(self) -> None:
+        self.reusable = self.reusable and self.parser.should_keep_alive()
+        self.engine.conn_done(self)
+
+    # -- driven by the engine -----------------------------------------------
+    def send(self, seq: int, sched_ns: int, sent_ns: int, deadline_ns: int, request: bytes) -> None:
+        self.seq = seq
+        self.sched_ns = sched_ns
+        self.sent_ns = sent_ns
+        self.deadline_ns = deadline_ns
+        self.status = 0
+        self.pod = None
+        self.head = []
+        self.got_bytes = False
+        self.transport.write(request)
+
+    def reset_request(self) -> None:
+        self.seq = -1
+        self.head = None

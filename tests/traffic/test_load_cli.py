@@ -1,0 +1,50 @@
+import json
+import sys
+
+import pytest
+
+from harness.cli import main
+from tests.traffic import servers
+
+KEYS = {"total", "failed", "outcomes", "achieved_rate", "dropped", "send_lag_ms", "latency_ms"}
+
+
+def test_load_writes_summary_with_the_documented_keys(tmp_path, server_factory, capsys):
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    out = tmp_path / "run"
+    rc = main(["load", srv.url, "--rate", "100", "--duration", "0.5", "--new-connection-ratio", "0.5",
+               "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert KEYS <= summary.keys()
+    assert summary["total"] == 50 and summary["outcomes"] == {"ok": 50}
+    assert set(summary["send_lag_ms"]) == {"p50", "p99", "max"}
+    assert set(summary["latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert rc in (0, 3)  # 3 only if this loaded machine made the engine fall behind
+    assert "run dir" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_workers_merge_into_one_schedule(tmp_path, server_factory):
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    out = tmp_path / "run"
+    main(["load", srv.url, "--rate", "200", "--duration", "0.5", "--workers", "2", "--out", str(out)])
+    from harness.model.requests import read_requests
+
+    df = read_requests(out)
+    assert sorted(df.seq) == list(range(100))
+    assert set(df.worker) == {0, 1}
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["load", "http://127.0.0.1:1/", "--rate", "-5", "--duration", "1"], "--rate"),
+    (["load", "ftp://127.0.0.1/", "--rate", "5", "--duration", "1"], "only http://"),
+    (["load", "http://127.0.0.1:1/", "--rate", "5", "--duration", "0"], "--duration"),
+    (["load", "http://127.0.0.1:1/", "--rate", "5", "--duration", "1", "-H", "nocolon"], "--header"),
+], ids=["negative-rate", "scheme", "zero-duration", "bad-header"])
+def test_bad_arguments_exit_2_and_create_nothing(tmp_path, capsys, argv, needle):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        sys.exit(main(argv + ["--out", str(out)]))
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists()
