@@ -116,7 +116,8 @@ class LocalPlatform:
         await self._reconcile()
         self.events.emit(self.clock.now(), "", EventKind.ROLLOUT_COMPLETE, revision=self.template.revision)
         self.state = "rolled out; old pods terminating"
-        await self._until(lambda: all(p.gone for p in self.pods if p.deleting), "old pods to terminate",
+        await self._until(lambda: all(p.gone for p in self.pods if p.deleting) and self.proxy.next_due_ns() is None,
+                          "old pods to terminate and endpoints to settle",
                           limit_s=d.termination_grace_period_seconds + 30)
         self.state = "rolled out"
 
