@@ -1,0 +1,172 @@
+"""The shipped scenarios load, and each one is what its name says: best-practice
+has every protection, and each other file is best-practice plus exactly its
+one mistake (so a run's failures can only come from that mistake)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.model.scenario import Scenario, load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+NAMES = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
+
+
+def load(name: str) -> Scenario:
+    return load_scenario(SCENARIOS / f"{name}.yaml")
+
+
+def flat(tree, prefix: str = "") -> dict[str, object]:
+    """{"deployment.strategy.rollingUpdate.maxSurge": 1, ...}"""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            out.update(flat(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def env(sc: Scenario, name: str, default: str) -> str:
+    return sc.app.env.get(name, default)
+
+
+#: where (field paths, or prefixes of them) a scenario may differ from
+#: best-practice, besides name and description; each entry must differ
+MISTAKE_FIELDS = {
+    "no-prestop": {"deployment.lifecycle", "app.env.DRAIN_SECONDS"},
+    "no-graceful-shutdown": {"app.env.GRACEFUL_SHUTDOWN"},
+    "no-readiness-probe": {"deployment.readinessProbe"},
+    "surge-zero": {"deployment.strategy.rollingUpdate.maxSurge", "deployment.strategy.rollingUpdate.maxUnavailable",
+                   "app.env.MAX_CONCURRENCY", "gate.maxP99LatencyMs"},
+    "short-grace": {"deployment.terminationGracePeriodSeconds", "app.env.SLOW_REQUEST_RATIO",
+                    "app.env.SLOW_REQUEST_MS", "traffic.readTimeout"},
+    "abrupt-keepalive": {"app.env.KEEPALIVE_CLOSE", "traffic.newConnectionRatio"},
+}
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
+
+
+def test_the_expected_scenarios_ship():
+    assert NAMES == sorted(["best-practice", *MISTAKE_FIELDS])
+
+
+@pytest.mark.parametrize("name", NAMES, ids=NAMES)
+def test_loads_with_a_description_and_the_common_shape(name):
+    sc = load(name)
+    assert sc.name == name
+    for word in ("Expected", "Fix" if name != "best-practice" else "0 failed"):
+        assert word in sc.description, f"{name}: description should say {word!r}"
+    assert sc.deployment.replicas == 4
+    assert sc.traffic.rate >= 500
+    assert sc.disruption.type == "rollingUpdate"
+    assert sc.disruption.change.env.get("APP_VERSION") not in (None, env(sc, "APP_VERSION", "1"))
+    assert sc.app.command == ["{python}", "sample-app/app.py"]
+    assert sc.gate.max_failed_requests == 0
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKE_FIELDS), ids=sorted(MISTAKE_FIELDS))
+def test_is_best_practice_plus_exactly_one_mistake(name):
+    base = flat(load("best-practice").dump())
+    this = flat(load(name).dump())
+    differ = {k for k in base.keys() | this.keys() if base.get(k) != this.get(k)} - {"name", "description"}
+    allowed = MISTAKE_FIELDS[name]
+    outside = {k for k in differ if not any(_under(k, p) for p in allowed)}
+    assert not outside, f"{name} differs from best-practice beyond its mistake: {sorted(outside)}"
+    unchanged = {p for p in allowed if not any(_under(k, p) for k in differ)}
+    assert not unchanged, f"{name} does not change {sorted(unchanged)}"
+
+
+def _run_seconds_estimate(sc: Scenario) -> float:
+    """Rough length of a run: per replaced pod, start + warm-up + one probe
+    period + minReadySeconds; then the last pod's termination."""
+    d = sc.deployment
+    warm = float(env(sc, "WARMUP_SECONDS", "0")) + (d.readiness_probe.period_seconds if d.readiness_probe else 0)
+    step = 0.5 + warm + d.min_ready_seconds
+    pre_stop = d.lifecycle.pre_stop.sleep.seconds if d.lifecycle.pre_stop and d.lifecycle.pre_stop.sleep else 0
+    last = min(d.termination_grace_period_seconds, pre_stop + float(env(sc, "DRAIN_SECONDS", "0")) + 1)
+    return sc.disruption.baseline_seconds + d.replicas * step + last + sc.disruption.settle_seconds
+
+
+@pytest.mark.parametrize("name", NAMES, ids=NAMES)
+def test_a_run_takes_about_a_minute_or_less(name):
+    assert _run_seconds_estimate(load(name)) <= 60
+
+
+def test_best_practice_has_every_protection():
+    sc = load("best-practice")
+    d, local = sc.deployment, sc.local
+    assert d.lifecycle.pre_stop is not None and d.lifecycle.pre_stop.sleep is not None
+    pre_stop = d.lifecycle.pre_stop.sleep.seconds
+    # preStop outlasts the slowest endpoint propagation
+    assert pre_stop > local.endpoint_propagation_delay_seconds + local.endpoint_propagation_jitter_seconds
+    assert d.readiness_probe is not None and d.readiness_probe.http_get.path == "/ready"
+    assert (sc.max_surge(), sc.max_unavailable()) == (1, 0)
+    assert env(sc, "GRACEFUL_SHUTDOWN", "true") == "true"
+    assert env(sc, "DRAIN_ON_SIGTERM", "true") == "true"
+    assert env(sc, "KEEPALIVE_CLOSE", "polite") == "polite"
+    drain = float(env(sc, "DRAIN_SECONDS", "0"))
+    assert drain > 0
+    # the grace period covers preStop, drain and the app's own wait for in-flight requests
+    shutdown_timeout = float(env(sc, "SHUTDOWN_TIMEOUT", "30"))
+    assert d.termination_grace_period_seconds > pre_stop + drain + shutdown_timeout
+    assert float(env(sc, "SLOW_REQUEST_RATIO", "0")) == 0
+    assert float(env(sc, "WARMUP_SECONDS", "0")) > 0  # the readiness probe has something to do
+
+
+def test_no_prestop_stops_listening_at_sigterm():
+    sc = load("no-prestop")
+    assert sc.deployment.lifecycle.pre_stop is None
+    assert float(env(sc, "DRAIN_SECONDS", "0")) == 0
+    assert sc.traffic.new_connection_ratio > 0  # new connections meet the closed port: refused
+
+
+def test_no_graceful_shutdown_exits_at_once():
+    assert env(load("no-graceful-shutdown"), "GRACEFUL_SHUTDOWN", "true") == "false"
+
+
+def test_no_readiness_probe_has_a_warm_up_to_miss():
+    sc = load("no-readiness-probe")
+    assert sc.deployment.readiness_probe is None
+    # a pod counts as ready at start; it joins the endpoints after the propagation
+    # delay, still inside its warm-up
+    assert float(env(sc, "WARMUP_SECONDS", "0")) > sc.local.endpoint_propagation_delay_seconds
+
+
+def test_surge_zero_cannot_carry_the_rate_on_one_pod_less():
+    sc = load("surge-zero")
+    assert (sc.max_surge(), sc.max_unavailable()) == (0, 1)
+    median = float(env(sc, "WORK_LATENCY_MS", "5"))
+    sigma = float(env(sc, "WORK_LATENCY_SIGMA", "0"))
+    import math
+
+    per_pod = int(env(sc, "MAX_CONCURRENCY", "0")) / (median * math.exp(sigma ** 2 / 2) / 1000)
+    replicas = sc.deployment.replicas
+    assert (replicas - sc.max_unavailable()) * per_pod < sc.traffic.rate < replicas * per_pod
+    assert sc.gate.max_p99_latency_ms is not None
+
+
+def test_short_grace_kills_slow_requests():
+    sc = load("short-grace")
+    d = sc.deployment
+    slow_s = float(env(sc, "SLOW_REQUEST_MS", "3000")) / 1000
+    assert float(env(sc, "SLOW_REQUEST_RATIO", "0")) > 0
+    pre_stop = d.lifecycle.pre_stop.sleep.seconds
+    drain = float(env(sc, "DRAIN_SECONDS", "0"))
+    assert d.termination_grace_period_seconds < pre_stop + drain + slow_s
+    # the app itself would wait: only the grace period cuts the request
+    assert float(env(sc, "SHUTDOWN_TIMEOUT", "30")) >= slow_s
+    # the client waits longer than a slow request, so only the kill fails it
+    assert sc.traffic.read_timeout > slow_s
+
+
+def test_abrupt_keepalive_is_all_keepalive_traffic():
+    sc = load("abrupt-keepalive")
+    assert env(sc, "KEEPALIVE_CLOSE", "polite") == "abrupt"
+    assert sc.traffic.new_connection_ratio == 0
+    assert float(env(sc, "DRAIN_SECONDS", "0")) > 0  # the cut, not early closing, is the mistake
