@@ -1,0 +1,160 @@
+"""One pass over a run dir: timeline, attribution, termination chains,
+diagnosis and verdict, gathered into the summary.json shape the report,
+the gate and the comparison read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis import attribution, chains as chains_mod, diagnosis, timeline as tl, verdict
+from harness.analysis.podlife import PodLife, pod_lives, set_first_ok
+from harness.analysis.rundata import OK_CODE, SERVICE_FAILURE_CODES, RunData, load_run
+
+
+@dataclasses.dataclass
+class Analysis:
+    run: RunData
+    timeline: tl.Timeline
+    pods: dict[str, PodLife]
+    #: one row per service failure (index = request row)
+    attributed: pd.DataFrame
+    chains: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def _first_ok(req: pd.DataFrame) -> dict[str, int]:
+    ok = req.loc[(req["code"].to_numpy() == OK_CODE) & req["pod"].notna().to_numpy(), ["pod", "ended_ns"]]
+    if ok.empty:
+        return {}
+    return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["ended_ns"].min().items()}
+
+
+def _achieved_rate(run: RunData, stats: dict[str, Any]) -> float | None:
+    gen = run.manifest.get("generator") or {}
+    if gen.get("achieved_rate") is not None:
+        return float(gen["achieved_rate"])
+    req = run.requests
+    sent = req["sent_ns"].to_numpy()
+    if not len(req) or not (sent >= 0).any():
+        return None
+    sched = req["scheduled_ns"].to_numpy()
+    span = max((int(sched.max()) - int(sched.min())) / 1e9, 1e-9)
+    return round(float((sent >= 0).sum()) / span, 3)
+
+
+def _gate_values(stats: dict[str, Any], window: dict[str, Any], disruption_s: float) -> dict[str, Any]:
+    total = stats["total"]
+    return {
+        "failed_requests": window["service_failed"],
+        "error_ratio": window["error_ratio"],
+        "disruption_seconds": disruption_s,
+        "p99_latency_ms": window["latency_ms"]["p99"],
+        "send_lag_p99_ms": stats["send_lag_ms"]["p99"],
+        "dropped_ratio": round(stats["dropped"] / total, 6) if total else None,
+    }
+
+
+def _baseline_rows(run: RunData, limits: dict[str, Any], timeline: tl.Timeline) -> list[dict[str, Any]] | None:
+    b = run.phase_bounds.get("baseline")
+    if b is None:
+        return None
+    base = run.requests.loc[(run.requests["phase"] == "baseline").to_numpy()]
+    if base.empty:
+        return None
+    s = tl.record_stats(base)
+    values = _gate_values(s, s, timeline.disruption_seconds(b))
+    values.pop("send_lag_p99_ms"), values.pop("dropped_ratio")
+    return verdict.check_thresholds(limits, values)
+
+
+def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str, Any]]:
+    per = att["pod"].value_counts() if len(att) else pd.Series(dtype=int)
+    out = []
+    for p in pods.values():
+        d = {k: (None if v is None else round(v / 1e9, 3)) for k, v in dataclasses.asdict(p).items()
+             if k not in ("name", "endpoint_intervals", "exit_code")}
+        d = {k: v for k, v in d.items() if v is not None}
+        out.append({"pod": p.name, **d, "exit_code": p.exit_code,
+                    "endpoint_intervals_s": [[round(lo / 1e9, 3), None if hi is None else round(hi / 1e9, 3)]
+                                             for lo, hi in p.as_dict()["endpoint_intervals"]],
+                    "failures": int(per.get(p.name, 0))})
+    return out
+
+
+def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis:
+    run = load_run(run_dir)
+    req = run.requests
+    timeline = tl.build_timeline(run, bin_ns)
+    pods = pod_lives(run.events)
+    set_first_ok(pods, _first_ok(req))
+    failed_mask = np.isin(req["code"].to_numpy(), SERVICE_FAILURE_CODES)
+    att = attribution.attribute(req, pods, failed_mask)
+    traffic = chains_mod.pod_traffic(req, att)
+    chains = chains_mod.termination_chains(pods, traffic)
+
+    stats = tl.record_stats(req)
+    phases = tl.phase_stats(run)
+    wmask = tl.window_mask(run)
+    window = tl.record_stats(req.loc[wmask]) if wmask.any() else tl.record_stats(req.iloc[0:0])
+    bounds = run.window()
+    disruption_s = timeline.disruption_seconds(bounds)
+    base_p99 = (phases.get("baseline") or {}).get("latency_ms", {}).get("p99")
+
+    ctx = diagnosis.Context(scenario=run.scenario, pods=pods, att=att, chains=chains, req=req,
+                            window=bounds or ((int(req["scheduled_ns"].min()), int(req["ended_ns"].max()))
+                                              if len(req) else None),
+                            baseline_p99_ms=base_p99)
+    findings = diagnosis.diagnose(ctx)
+
+    limits = verdict.gate_limits(run.scenario.gate)
+    values = _gate_values(stats, window, disruption_s)
+    rows = verdict.check_thresholds(limits, values)
+    v = verdict.decide(status=run.status, rollout=run.manifest.get("rollout"), total=stats["total"],
+                       window_total=window["total"], thresholds=rows,
+                       baseline_rows=_baseline_rows(run, limits, timeline), records_complete=run.records_complete)
+
+    ok_window = window["total"] - window["dropped"]
+    acc = attribution.accuracy(att)
+    summary: dict[str, Any] = {
+        "scenario": run.scenario.name,
+        "description": run.scenario.description,
+        "run_dir": str(run.run_dir),
+        "status": run.status,
+        "platform": run.manifest.get("platform"),
+        **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
+        "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
+        "achieved_rate": _achieved_rate(run, stats),
+        "send_lag_ms": stats["send_lag_ms"],
+        "latency_ms": stats["latency_ms"],
+        "phases": phases,
+        "rollout_window": {**window, "start_s": round(bounds[0] / 1e9, 3) if bounds else None,
+                           "end_s": round(bounds[1] / 1e9, 3) if bounds else None},
+        "disruption_seconds": disruption_s,
+        "disruption_intervals": [{"start_s": round(a / 1e9, 3), "end_s": round(b / 1e9, 3), "failures": n}
+                                 for a, b, n in timeline.intervals],
+        "availability": round(1 - window["service_failed"] / ok_window, 6) if ok_window else None,
+        "findings": findings,
+        "top_finding": findings[0]["rule"] if findings else None,
+        "unexplained": next((f["failures"] for f in findings if f["rule"] == "unexplained"), 0),
+        "attribution": {
+            "failures": int(len(att)),
+            "by_evidence": {str(k): int(v) for k, v in att["how"].value_counts().items()} if len(att) else {},
+            "by_pod_phase": attribution.phase_counts(att),
+            "accuracy": acc,
+        },
+        "chains": chains,
+        "pods": _pods_summary(pods, att),
+        "gate": {"limits": limits, "values": values, "thresholds": rows},
+        "verdict": v,
+        "rollout": run.manifest.get("rollout"),
+        "records_complete": run.records_complete,
+        "notes": run.notes,
+    }
+    return Analysis(run, timeline, pods, att, chains, findings, summary)

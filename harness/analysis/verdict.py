@@ -1,0 +1,99 @@
+"""The verdict a CI job gates on: pass (0), fail (1) or inconclusive (3).
+
+The gate's thresholds come from the scenario as run (``gate:`` in the
+manifest). They judge what the rollout added: the requests of the rollout
+window (disruption + settle); the baseline before it is the control.
+
+A run that could not see is never a pass. It is inconclusive when the
+engine fell behind its schedule (dropped ratio or send-lag p99 over the
+limits), the rollout did not complete, the run did not finish
+(interrupted, crashed), there were no requests, or the baseline already
+failed the gate before anything was disrupted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from harness.model.scenario import Gate
+
+#: gate field (camelCase, as in the scenario file) -> (summary value key, unit)
+THRESHOLDS = (
+    ("maxFailedRequests", "failed_requests", ""),
+    ("maxErrorRatio", "error_ratio", ""),
+    ("maxDisruptionSeconds", "disruption_seconds", "s"),
+    ("maxP99LatencyMs", "p99_latency_ms", "ms"),
+    ("maxSendLagP99Ms", "send_lag_p99_ms", "ms"),
+    ("maxDroppedRatio", "dropped_ratio", ""),
+)
+#: thresholds whose breach means the engine could not see, not that the service failed
+ENGINE_THRESHOLDS = ("maxSendLagP99Ms", "maxDroppedRatio")
+
+
+def gate_limits(gate: Gate) -> dict[str, float | None]:
+    d = gate.model_dump(by_alias=True)
+    return {name: d.get(name) for name, _, _ in THRESHOLDS}
+
+
+def _fmt(v: Any, unit: str) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        v = f"{v:.4g}"
+    return f"{v}{unit and ' ' + unit}"
+
+
+def check_thresholds(limits: dict[str, float | None], values: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per threshold: name, limit, value, status (pass/fail/skipped/unknown)."""
+    rows = []
+    for name, key, unit in THRESHOLDS:
+        limit, value = limits.get(name), values.get(key)
+        if limit is None:
+            status = "skipped"
+        elif value is None:
+            status = "unknown"
+        else:
+            status = "pass" if value <= limit else "fail"
+        rows.append({"name": name, "value_key": key, "limit": limit, "value": value, "unit": unit,
+                     "status": status,
+                     "message": f"{key} = {_fmt(value, unit)} (limit {_fmt(limit, unit)})"})
+    return rows
+
+
+def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
+           thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
+           records_complete: bool = True) -> dict[str, Any]:
+    """The verdict from the run's facts; pure, so it is tested by tables."""
+    why_blind: list[str] = []
+    if total == 0:
+        why_blind.append("no requests were recorded")
+    elif window_total == 0:
+        why_blind.append("no requests fell in the rollout window")
+    if status != "complete":
+        why_blind.append(f"the run did not complete (status: {status})")
+    if rollout is not None and not rollout.get("completed", False):
+        err = rollout.get("error")
+        why_blind.append("the rollout did not complete" + (f": {err}" if err else ""))
+    elif rollout is None:
+        why_blind.append("the manifest does not say whether the rollout completed")
+    for row in thresholds:
+        if row["name"] in ENGINE_THRESHOLDS and row["status"] == "fail":
+            why_blind.append(f"the traffic engine fell behind its schedule: {row['message']}")
+    if baseline_rows:
+        bad = [r for r in baseline_rows if r["status"] == "fail" and r["name"] not in ENGINE_THRESHOLDS]
+        if bad:
+            why_blind.append("the target was already failing before the disruption (baseline "
+                             + "; ".join(r["message"] for r in bad) + ")")
+    failed = [r for r in thresholds if r["status"] == "fail" and r["name"] not in ENGINE_THRESHOLDS]
+    reasons = [f"{r['name']}: {r['message']}" for r in failed]
+    if why_blind:
+        return {"status": "inconclusive", "exit_code": EXIT_INCONCLUSIVE,
+                "reasons": why_blind + reasons,
+                "headline": "INCONCLUSIVE: " + why_blind[0]}
+    if failed:
+        return {"status": "fail", "exit_code": EXIT_FAIL, "reasons": reasons,
+                "headline": "FAIL: " + reasons[0]}
+    notes = [] if records_complete else ["a torn last record batch was skipped"]
+    return {"status": "pass", "exit_code": EXIT_PASS, "reasons": notes or ["every gate threshold held"],
+            "headline": "PASS: every gate threshold held during the rollout"}
