@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         start = end = 0
     summary = summarize(table, start_ns=start, end_ns=end, asked_rate=args.rate)
     summary["records_complete"] = complete
+    summary["engine_cpu_s"] = round(sum(r.cpu_s for r in results), 3)
     summary["status"] = status
     behind = summary["dropped"] > 0 or (summary["send_lag_ms"]["p99"] or 0) > args.max_lag_ms
     summary["engine_fell_behind"] = behind

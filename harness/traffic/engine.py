@@ -130,6 +130,7 @@ class EngineResult:
     end_ns: int  # when scheduling stopped
     rows: int
     interrupted: bool
+    cpu_s: float = 0.0  # process CPU time spent while the engine ran
 
 
 class Engine:
@@ -144,7 +145,7 @@ class Engine:
         self.workers = workers
         self.target = Target(config.url, method=config.method, headers=config.headers, pod_header=config.pod_header)
         self.resolver = resolver or StaticResolver(self.target.host, self.target.port)
-        self.pod_header_needle = self.target.pod_header
+        self.pod_header_needles = self.target.pod_header_needles
         self.path = Path(out_dir) / f"worker-{worker:03d}.arrow"
         self.writer = RequestWriter(self.path, worker=worker)
         self.live = LiveStats()
@@ -185,6 +186,7 @@ class Engine:
         self._every(cfg.flush_interval, self._flush_tick)
         self._every(min(0.05, cfg.read_timeout / 4), self._sweep)
         interrupted = False
+        cpu0 = time.process_time()
         try:
             await self._done
         except BaseException:
@@ -194,7 +196,8 @@ class Engine:
             self._shutdown()
             if self.end_ns == 1 << 62 or interrupted:
                 self.end_ns = min(self.end_ns, self._now())
-        return EngineResult(self.worker, self.path, self.start_ns, self.end_ns, self.writer.rows_written, interrupted)
+        return EngineResult(self.worker, self.path, self.start_ns, self.end_ns, self.writer.rows_written, interrupted,
+                            time.process_time() - cpu0)
 
     def stop(self) -> None:
         """Stop scheduling; requests in flight finish or time out, then run() returns.
@@ -358,6 +361,12 @@ class Engine:
         self._busy.discard(conn)
         self._inflight -= 1
         if conn.keepalive and conn.reusable and not self._stopping:
+            if not self._interval and not self._waiting and not self._new_ratio:
+                # closed loop, keep-alive only: the freed connection carries the next request
+                self._send(conn, self._seq, now, now)
+                self.live.issued += 1
+                self._seq += self.workers
+                return
             self._reuse(conn, now)
         else:
             self._retire(conn)

@@ -44,7 +44,8 @@ class Target:
         self.prefix = (head + body + "X-Request-Id: ").encode("latin-1")
         self.suffix_keepalive = b"\r\n\r\n"
         self.suffix_close = b"\r\nConnection: close\r\n\r\n"
-        self.pod_header = b"\r\n" + pod_header.lower().encode("latin-1") + b":"
+        name = pod_header.encode("latin-1")
+        self.pod_header_needles = (b"\r\n" + name + b":", b"\r\n" + name.lower() + b":")
 
     def request(self, seq: int, keepalive: bool) -> bytes:
         return b"%b%d%b" % (self.prefix, seq, self.suffix_keepalive if keepalive else self.suffix_close)
@@ -96,13 +97,35 @@ class Conn:
             return
         self.got_bytes = True
         if self.head is not None:
-            self.head.append(data)
+            self._scan_head(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.engine.conn_failed(self, ValueError("unexpected protocol upgrade"), "read")
         except httptools.HttpParserError as exc:
             self.engine.conn_failed(self, ValueError(f"malformed HTTP response: {exc}"), "read")
+
+    def _scan_head(self, data: bytes) -> None:
+        """Read the pod header from the header block (usually all in the first
+        chunk): two exact finds in the common case, a lower-cased search only
+        when the header is cased unusually or absent."""
+        buf = b"".join(self.head) + data if self.head else data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            self.head = [buf]  # header block continues in the next chunk
+            return
+        self.head = None
+        exact, lower = self.engine.pod_header_needles
+        i = buf.find(exact, 0, end)
+        if i < 0:
+            i = buf.find(lower, 0, end)
+            if i < 0:
+                i = buf[:end].lower().find(lower)
+                if i < 0:
+                    return
+        start = i + len(exact)
+        j = buf.find(b"\r\n", start, end + 2)
+        self.pod = self.engine.pod_name(buf[start:j].strip())
 
     def eof_received(self):
         return False  # let the transport close; connection_lost reports it
@@ -120,17 +143,6 @@ class Conn:
     # -- httptools callbacks ------------------------------------------------
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        head = self.head
-        self.head = None
-        if head:
-            raw = head[0] if len(head) == 1 else b"".join(head)
-            end = raw.find(b"\r\n\r\n")
-            block = raw[:end] if end >= 0 else raw
-            needle = self.engine.pod_header_needle
-            i = block.lower().find(needle)
-            if i >= 0:
-                j = block.find(b"\r\n", i + 2)
-                self.pod = self.engine.pod_name(block[i + len(needle): j if j >= 0 else len(block)].strip())
 
     def on_message_complete(self) -> None:
         self.reusable = self.reusable and self.parser.should_keep_alive()

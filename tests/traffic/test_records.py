@@ -106,3 +106,25 @@ def test_sigkill_leaves_readable_records(tmp_path, server_factory):
     proc.communicate(timeout=30)
     df = read_requests(out)
     assert len(df) > 0
+
+
+def _split_response(conn):
+    import time as _t
+
+    while servers.read_request(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nx-pod-")
+        _t.sleep(0.02)
+        conn.sendall(b"name: pod-b\r\n\r\nok")
+
+
+@pytest.mark.parametrize("behave,pod", [
+    (servers.answer(b"HTTP/1.1 200 OK\r\nx-pod-name: pod-c\r\nContent-Length: 0\r\n\r\n"), "pod-c"),
+    (servers.answer(b"HTTP/1.1 200 OK\r\nX-POD-NAME:pod-d \r\nContent-Length: 0\r\n\r\n"), "pod-d"),
+    (servers.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nX-Pod-Name: x"), None),
+    (_split_response, "pod-b"),
+], ids=["lowercase", "uppercase-no-space", "only-in-body", "split-across-chunks"])
+def test_pod_header_is_read_from_the_header_block(tmp_path, server_factory, behave, pod):
+    srv = server_factory(behave)
+    _, df = run_engine(tmp_path, srv.url, rate=20, duration=0.2, connections=1)
+    assert (df.outcome == "ok").all()
+    assert list(df.pod) == [pod] * 4

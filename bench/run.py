@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""`make bench`: the engine measured against wrk in the same invocation.
+
+nginx (1 worker, its own config, 127.0.0.1 only) is pinned to CPU 0; wrk and
+the engine take turns on CPU 1 with the same 50 keep-alive connections.
+Figures are ratios against wrk from this run, never absolute bars, so a
+loaded machine shifts both sides. Then the open loop at fixed rates
+(achieved vs asked, send lag, dropped), then analysis + report speed.
+Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ add_header X-Pod-Name bench-nginx; return 200 "ok\\n"; }}
+  }}
+}}
+"""
+
+
+def ensure_tools() -> None:
+    missing = [t for t in ("nginx", "wrk") if not (shutil.which(t) or Path(f"/usr/sbin/{t}").exists())]
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} from Debian (apt-get)...", flush=True)
+    if os.geteuid() != 0:
+        sys.exit(f"bench needs {missing}; install them (apt-get install nginx-light wrk) or run as root")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    pkgs = {"nginx": "nginx-light", "wrk": "wrk"}
+    subprocess.run(["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=600", *[pkgs[m] for m in missing]],
+                   check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    pre = ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+    return pre + argv
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_wrk(url: str, seconds: float, conns: int) -> tuple[float, float]:
+    c0 = child_cpu()
+    out = subprocess.run(pinned(1, ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", url]),
+                         capture_output=True, text=True, check=True).stdout
+    cpu = child_cpu() - c0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rps = float(m.group(1))
+    return rps, cpu / (rps * seconds) * 1e6
+
+
+def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Path, tag: str) -> tuple[dict, float]:
+    out = workdir / tag
+    subprocess.run(pinned(1, [PY, "-m", "harness", "load", url, "--rate", str(rate), "--duration", str(seconds),
+                              "--connections", str(conns), "--out", str(out)]),
+                   capture_output=True, text=True)
+    summary = json.loads((out / "summary.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
+    # CPU of the engine while traffic ran (recording included; interpreter start-up and the
+    # summary pass excluded, as wrk's start-up is negligible)
+    return summary, summary["engine_cpu_s"] / max(summary["total"], 1) * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
+    ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "5000,10000,20000"))
+    ap.add_argument("--skip-analysis", action="store_true")
+    args = ap.parse_args()
+
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
+    port = free_port()
+    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, port=port))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    srv = subprocess.Popen(pinned(0, [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        print(f"# engine vs wrk: nginx on CPU 0, generator on CPU 1, 50 keep-alive connections, "
+              f"{args.seconds:g} s x {args.rounds} rounds (median)")
+        wrk, eng = [], []
+        for r in range(args.rounds):
+            wrk.append(run_wrk(url, args.seconds, 50))
+            s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
+            eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
+            print(f"  round {r + 1}: wrk {wrk[-1][0]:,.0f} req/s ({wrk[-1][1]:.2f} us CPU/req) | engine "
+                  f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed)",
+                  flush=True)
+        w_rps = statistics.median(x[0] for x in wrk)
+        w_cpu = statistics.median(x[1] for x in wrk)
+        e_rps = statistics.median(x[0] for x in eng)
+        e_cpu = statistics.median(x[1] for x in eng)
+        print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
+        print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
+        print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
+        print("\n# open loop, one worker, 50 connections")
+        print(f"{'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'dropped':>8}")
+        for rate in [float(x) for x in args.rates.split(",") if x]:
+            s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}")
+            off = (s["achieved_rate"] - rate) / rate * 100
+            lag = s["send_lag_ms"]
+            print(f"{rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% {lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms "
+                  f"{lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+    finally:
+        os.killpg(srv.pid, signal.SIGTERM)
+        try:
+            srv.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(srv.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+
+    if not args.skip_analysis:
+        bench_file = ROOT / "bench" / "analysis_bench.py"
+        if bench_file.exists():
+            print("\n# analysis + report of 1,000,000 request records")
+            subprocess.run([PY, str(bench_file)], check=False)
+        else:
+            print("\n# analysis bench: not built yet (bench/analysis_bench.py)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
