@@ -44,7 +44,10 @@ class ProxyView:
         return max(0, self.delay_ns + self.rng.randint(-self.jitter_ns, self.jitter_ns))
 
     def _schedule(self, t_ns: int, pod: str, add: bool, port: int = 0) -> int:
-        at = max(t_ns + self._delay(), self._last_at.get(pod, 0) + 1)
+        at = t_ns + self._delay()
+        prev = self._last_at.get(pod)
+        if prev is not None and at <= prev:
+            at = prev + 1
         self._last_at[pod] = at
         heapq.heappush(self._pending, (at, next(self._seq), pod, add, port))
         if self.on_change is not None:

@@ -20,10 +20,11 @@ from harness.errors import PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
-from harness.model.scenario import Scenario
+from harness.model.scenario import HTTPGetAction, Scenario
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
 from harness.platforms.local.kubelet import Kubelet, raise_if_failed
 from harness.platforms.local.pods import Pod, Template, pod_name, repo_root
+from harness.platforms.local.probes import http_get
 from harness.platforms.local.process import PortAllocator
 from harness.platforms.local.rollout import RSCounts, recreate_step, rollout_complete, rolling_update_step
 
@@ -101,7 +102,28 @@ class LocalPlatform:
         await self._reconcile()
         await self._until(lambda: len(self.proxy.visible) >= self.scenario.deployment.replicas,
                           "endpoints of every replica to reach the traffic path")
+        await self._until_serving()
         self.state = "deployed"
+
+    async def _until_serving(self) -> None:
+        """The baseline is the control, so it starts only once every replica
+        answers the traffic path without a 5xx (an app without a readiness
+        probe may be "ready" long before it can serve)."""
+        action = HTTPGetAction(path=self.scenario.traffic.path)
+        limit = self.scenario.deployment.progress_deadline_seconds
+        waiting = list(self.proxy.routes)
+        with anyio.move_on_after(limit):
+            while waiting:
+                raise_if_failed(self.pods)
+                for route in list(waiting):
+                    _, reason = await http_get(route.host, route.port, action, 1.0)
+                    if reason.startswith("HTTP ") and int(reason[5:]) < 500:
+                        waiting.remove(route)
+                if waiting:
+                    await anyio.sleep(0.1)
+            return
+        raise PlatformError(f"pod {waiting[0].pod} did not answer GET {action.path} without an error within "
+                            f"{limit:g}s (progressDeadlineSeconds) after it became ready")
 
     async def disrupt(self) -> None:
         """Roll out the scenario's new template; return when the rollout is

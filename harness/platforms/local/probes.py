@@ -40,8 +40,8 @@ class ProbeState:
     def __init__(self, kind: ProbeKind, probe: Probe):
         self.kind = kind
         self.probe = probe
-        # startup's Unknown is "not succeeded yet": False here
-        self.result: bool = kind is ProbeKind.LIVENESS
+        # readiness starts as Failure, liveness as Success, startup as Unknown (None)
+        self.result: bool | None = {ProbeKind.READINESS: False, ProbeKind.LIVENESS: True}.get(kind)
         self._last: bool | None = None
         self._count = 0
 
