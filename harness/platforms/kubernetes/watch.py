@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable, Protocol, TextIO
 
 from harness.platforms.kubernetes.client import Gone, KubeApi, KubeError, WatchStream
@@ -135,10 +136,12 @@ class ResourceWatch:
         stream = self.api.watch(self.resource, self.namespace, resource_version=self.resource_version,
                                 label_selector=self.label_selector, timeout_seconds=self.timeout_seconds)
         self._stream = stream
+        started, delivered = time.monotonic(), 0
         try:
             if self._stop.is_set():
                 return False
             for event in stream:
+                delivered += 1
                 t_ns = self.now()
                 self._write_record({"t_ns": t_ns, "resource": self.resource, "op": "watch", "event": event})
                 etype, obj = event.get("type"), event.get("object") or {}
@@ -161,6 +164,8 @@ class ResourceWatch:
         finally:
             self._stream = None
             stream.close()
+        if delivered == 0 and time.monotonic() - started < 1.0:
+            self._sleep(self._retry_delay)  # a server ending empty watches at once must not spin us
         return False
 
     def _apply(self, etype: str, obj: dict, t_ns: int, *, listed: bool = False) -> None:

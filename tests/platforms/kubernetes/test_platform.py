@@ -1,0 +1,134 @@
+"""The platform's orchestration against the fake API: what it creates,
+patches and deletes, in which namespace, and what it records."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from harness.errors import BadInput, PlatformError
+from harness.model.clock import RunClock
+from harness.model.events import EventWriter, read_events
+from harness.model.scenario import scenario_from_dict
+from harness.platforms.kubernetes import KubernetesPlatform
+from tests.platforms.kubernetes.fakekube import FakeKube
+
+
+class Cluster(FakeKube):
+    """Deployments roll out at once; the Service gets NodePort 31234."""
+
+    def __init__(self, *, stuck=False, waiting=None, replicas=2):
+        super().__init__()
+        self.stuck = stuck
+        # what the watches list when they start: the Service's endpoints, and a pod that cannot start
+        eps = [{"addresses": [f"198.18.128.{i}"], "conditions": {"ready": True},
+                "targetRef": {"kind": "Pod", "name": f"api-x-{i}"}} for i in range(replicas)]
+        self.script_list("endpointslices", [{"metadata": {"uid": "s", "name": "api-s"}, "endpoints": eps}], "5")
+        if waiting:
+            self.script_list("pods", [{"metadata": {"uid": "p", "name": "api-x-0"}, "status": {
+                "containerStatuses": [{"name": "app", "state": {"waiting": waiting}}]}}], "5")
+
+    def create(self, resource, namespace, body):
+        body = super().create(resource, namespace, body)
+        if resource == "services":
+            body["spec"]["ports"][0]["nodePort"] = 31234
+        if resource == "deployments":
+            body["metadata"]["generation"] = 1
+            self._status(body)
+        return body
+
+    def _status(self, dep):
+        n = dep["spec"]["replicas"]
+        g = dep["metadata"]["generation"]
+        conds = [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}] if self.stuck and g > 1 else []
+        dep["status"] = {"observedGeneration": g, "replicas": n, "updatedReplicas": n,
+                         "availableReplicas": n, "readyReplicas": n, "conditions": conds}
+
+    def patch(self, resource, namespace, name, body):
+        super().patch(resource, namespace, name, body)
+        dep = self.objects[(resource, name)]
+        dep["metadata"]["generation"] += 1
+        self._status(dep)
+        return dep
+
+
+def make(tmp_path, api, **kube):
+    sc = scenario_from_dict({"name": "t", "deployment": {"replicas": 2, "progressDeadlineSeconds": 5},
+                             "kubernetes": kube})
+    run_dir = tmp_path / "20261126T044000-0001"
+    events = EventWriter(run_dir / "events.jsonl")
+
+    async def answers(url):
+        return True
+    return KubernetesPlatform(sc, run_dir, RunClock.start(), events, api=api, http_check=answers), run_dir
+
+
+def run(platform, *, disrupt=True):
+    async def main():
+        async with platform:
+            await platform.deploy()
+            if disrupt:
+                await platform.disrupt()
+    anyio.run(main)
+
+
+def test_managed_run_creates_rolls_out_and_deletes_its_namespace(tmp_path):
+    api = Cluster()
+    p, run_dir = make(tmp_path, api)
+    run(p)
+    ns = "rollout-harness-20261126t044000-0001"
+    made = [c for c in api.calls if c[0] in ("create_namespace", "create", "patch", "delete_namespace")]
+    assert [c[:2] for c in made] == [("create_namespace", ns), ("create", "deployments"), ("create", "services"),
+                                     ("patch", "deployments"), ("delete_namespace", ns)]
+    assert p.target_url() == "http://127.0.0.1:31234" and p.resolver() is None
+    kinds = [e["kind"] for e in read_events(run_dir)]
+    assert kinds[-2:] == ["rollout_started", "rollout_complete"]
+    assert (run_dir / "kube-watch.jsonl").exists()
+
+
+def test_existing_namespace_deletes_only_what_the_run_created(tmp_path):
+    api = Cluster()
+    p, _ = make(tmp_path, api, namespace="team-a")
+    run(p, disrupt=False)
+    assert not any(c[0] in ("create_namespace", "delete_namespace") for c in api.calls)
+    assert [c for c in api.calls if c[0] == "delete"] == [("delete", "services", "api"),
+                                                          ("delete", "deployments", "api")]
+
+
+def test_target_mode_creates_and_deletes_nothing(tmp_path):
+    api = Cluster()
+    api.objects[("deployments", "shop")] = {
+        "metadata": {"name": "shop", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
+                 "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "web"}]}}}}
+    api._status(api.objects[("deployments", "shop")])
+    p, _ = make(tmp_path, api, mode="target",
+                target={"deployment": "shop", "namespace": "prod", "url": "http://127.0.0.1:30080"})
+    run(p)
+    assert not any(c[0] in ("create", "delete", "create_namespace", "delete_namespace") for c in api.calls)
+    patch = next(c[3] for c in api.calls if c[0] == "patch")
+    assert patch["spec"]["template"]["spec"]["containers"][0]["name"] == "web"
+    assert p.target_url() == "http://127.0.0.1:30080"
+
+
+def test_target_deployment_missing_is_bad_input(tmp_path):
+    p, _ = make(tmp_path, Cluster(), mode="target",
+                target={"deployment": "shop", "namespace": "prod", "url": "http://127.0.0.1:30080"})
+    with pytest.raises(BadInput, match="no Deployment 'shop' in namespace 'prod'"):
+        run(p)
+
+
+def test_stuck_rollout_is_inconclusive_and_still_tears_down(tmp_path):
+    api = Cluster(stuck=True)
+    p, run_dir = make(tmp_path, api)
+    with pytest.raises(PlatformError, match="stuck"):
+        run(p)
+    assert api.calls[-1][0] == "delete_namespace"
+
+
+def test_image_not_loaded_fails_before_load_with_the_fix(tmp_path):
+    api = Cluster(waiting={"reason": "ErrImageNeverPull", "message": "image not present with pull policy Never"})
+    p, _ = make(tmp_path, api)
+    with pytest.raises(BadInput, match="make kind-load"):
+        run(p, disrupt=False)
+    assert api.calls[-1][0] == "delete_namespace"
