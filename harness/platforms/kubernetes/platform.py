@@ -70,6 +70,7 @@ class KubernetesPlatform:
         self._record = None
         self._torn_down = False
         self._notes: list[str] = []
+        self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
 
@@ -85,6 +86,17 @@ class KubernetesPlatform:
 
     def resolver(self):
         return None  # the engine connects to the URL; kube-proxy picks the pod
+
+    def describe(self) -> dict[str, Any]:
+        """For the run manifest: where the run happened and what the watches saw."""
+        return {"platform": self.name, "mode": self.mode, "namespace": self.namespace,
+                "deployment": self.deployment, "url": self._url, "rounding": self._notes,
+                "watch_stats": {w.resource: dict(w.stats) for w in self._watches},
+                "logs_followed": len(self._followers)}
+
+    def rollout_state(self) -> str:
+        """One line for the live progress display."""
+        return self._progress
 
     async def deploy(self) -> None:
         if self.api is None:
@@ -228,6 +240,7 @@ class KubernetesPlatform:
             routable = len(self.endpoints.routable_pods()) if any(
                 w.resource == "endpointslices" for w in self._watches) else want_n
             message = f"{state.message}; {routable}/{want_n} endpoints ready"
+            self._progress = message
             if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
                 if await self._target_answers():
                     return
@@ -255,6 +268,8 @@ class KubernetesPlatform:
         while True:
             dep = await self._call(self.api.get, "deployments", self.namespace, self.deployment)
             state = rollout_state(dep, min_generation=min_generation)
+            self._progress = (f"rollout: {state.message} ({state.updated}/{state.desired} updated, "
+                              f"{len(self.endpoints.routable_pods())} endpoints ready)")
             if state.phase is Phase.COMPLETE:
                 return state
             if state.phase is Phase.STUCK:
