@@ -19,6 +19,7 @@ help:
 	@echo "make scenario S=NAME  run one shipped scenario (PLATFORM=local|kubernetes)"
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
+	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,12 @@ scenarios: $(STAMP)
 	@rc=0; for s in $(SCENARIOS); do \
 	  $(VENV)/bin/rollout-harness run scenarios/$$s.yaml --platform $(PLATFORM) || rc=$$?; \
 	done; echo "last non-zero exit: $$rc (failing gates are expected for the mistake scenarios)"
+
+# Debian's chromium renders the report in tests/report/test_browser.py (skipped without it).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info

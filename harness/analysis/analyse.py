@@ -37,7 +37,7 @@ def _first_ok(req: pd.DataFrame) -> dict[str, int]:
 
 
 def _achieved_rate(run: RunData, stats: dict[str, Any]) -> float | None:
-    gen = run.manifest.get("generator") or {}
+    gen = run.manifest.get("generator") or run.manifest.get("traffic") or {}
     if gen.get("achieved_rate") is not None:
         return float(gen["achieved_rate"])
     req = run.requests
@@ -129,7 +129,8 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         "status": run.status,
         "platform": run.manifest.get("platform"),
         **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
-        "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
+        "asked_rate": (run.manifest.get("generator") or run.manifest.get("traffic") or {}).get(
+            "asked_rate", run.scenario.traffic.rate),
         "achieved_rate": _achieved_rate(run, stats),
         "send_lag_ms": stats["send_lag_ms"],
         "latency_ms": stats["latency_ms"],
