@@ -41,7 +41,7 @@ MISTAKE_FIELDS = {
     "no-graceful-shutdown": {"app.env.GRACEFUL_SHUTDOWN"},
     "no-readiness-probe": {"deployment.readinessProbe"},
     "surge-zero": {"deployment.strategy.rollingUpdate.maxSurge", "deployment.strategy.rollingUpdate.maxUnavailable",
-                   "app.env.MAX_CONCURRENCY", "gate.maxP99LatencyMs"},
+                   "app.env.MAX_CONCURRENCY", "gate.maxP99LatencyMs", "gate.maxSendLagP99Ms"},
     "short-grace": {"deployment.terminationGracePeriodSeconds", "app.env.SLOW_REQUEST_RATIO",
                     "app.env.SLOW_REQUEST_MS", "traffic.readTimeout"},
     "abrupt-keepalive": {"app.env.KEEPALIVE_CLOSE", "traffic.newConnectionRatio"},
@@ -147,7 +147,10 @@ def test_surge_zero_cannot_carry_the_rate_on_one_pod_less():
 
     per_pod = int(env(sc, "MAX_CONCURRENCY", "0")) / (median * math.exp(sigma ** 2 / 2) / 1000)
     replicas = sc.deployment.replicas
-    assert (replicas - sc.max_unavailable()) * per_pod < sc.traffic.rate < replicas * per_pod
+    busy_all = sc.traffic.rate / (replicas * per_pod)
+    busy_dip = sc.traffic.rate / ((replicas - sc.max_unavailable()) * per_pod)
+    # comfortable with every pod, queueing (uneven spread pushes some pods over 100%) with one less
+    assert busy_all < 0.7 and busy_dip > 0.85
     assert sc.gate.max_p99_latency_ms is not None
 
 
