@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -58,7 +59,9 @@ class KubernetesPlatform:
         self.api: KubeApi | None = api
         self._http_check = http_check
         self.mode = self.kube.mode
-        self.run_id = self.run_dir.name
+        # the run dir's name plus a random suffix: two runs into dirs of the same
+        # name (--out .../run) must never share a namespace or a run label
+        self.run_id = f"{self.run_dir.name}-{secrets.token_hex(3)}"
         self.namespace = ""
         self.deployment = scenario.deployment.name
         self.container = manifests.CONTAINER

@@ -76,7 +76,8 @@ def test_managed_run_creates_rolls_out_and_deletes_its_namespace(tmp_path):
     api = Cluster()
     p, run_dir = make(tmp_path, api)
     run(p)
-    ns = "rollout-harness-20261126t044000-0001"
+    ns = p.namespace
+    assert ns.startswith("rollout-harness-20261126t044000-0001-") and ns.islower() and len(ns) <= 63
     made = [c for c in api.calls if c[0] in ("create_namespace", "create", "patch", "delete_namespace")]
     assert [c[:2] for c in made] == [("create_namespace", ns), ("create", "deployments"), ("create", "services"),
                                      ("patch", "deployments"), ("delete_namespace", ns)]

@@ -1,0 +1,79 @@
+"""End-to-end tests on the project's real single-node cluster (make e2e).
+
+They need a cluster: the kubeconfig at ROLLOUT_HARNESS_KUBECONFIG, or the
+one ``make cluster-up`` writes (.cache/cluster/kubeconfig). Without one
+that answers, every test here is skipped with the reason shown (``-ra``).
+Runs go through the real command line, into run dirs under pytest's tmp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_KUBECONFIG = ROOT / ".cache" / "cluster" / "kubeconfig"
+
+
+def kubeconfig_path() -> Path:
+    return Path(os.environ.get("ROLLOUT_HARNESS_KUBECONFIG") or DEFAULT_KUBECONFIG)
+
+
+def _cluster_problem() -> str | None:
+    path = kubeconfig_path()
+    if not path.exists():
+        return (f"no cluster: {path} does not exist (make cluster-up, or set "
+                "ROLLOUT_HARNESS_KUBECONFIG)")
+    from harness.errors import HarnessError
+    from harness.platforms.kubernetes.client import load_api
+
+    try:
+        load_api(kubeconfig=str(path), context=None).version()
+    except HarnessError as exc:
+        return f"cluster in {path} does not answer: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    problem = _cluster_problem()
+    if problem:
+        pytest.skip(problem)
+    return kubeconfig_path()
+
+
+class Run:
+    def __init__(self, run_dir: Path, exit_code: int, stderr: str):
+        self.dir, self.exit_code, self.stderr = run_dir, exit_code, stderr
+        summary = run_dir / "summary.json"
+        self.summary = json.loads(summary.read_text()) if summary.exists() else {}
+
+    def events(self):
+        from harness.model.events import read_events
+        return read_events(self.dir)
+
+
+@pytest.fixture(scope="session")
+def run_scenario(tmp_path_factory, kubeconfig):
+    """run_scenario(name, platform) -> Run, each (name, platform) run once per session."""
+    cache: dict[tuple[str, str], Run] = {}
+
+    def run(name: str, platform: str = "kubernetes") -> Run:
+        key = (name, platform)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"{name}-{platform}") / "run"
+            cmd = [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{name}.yaml"),
+                   "--platform", platform, "--out", str(out), "--quiet"]
+            if platform == "kubernetes":
+                cmd += ["--set", f"kubernetes.kubeconfig={kubeconfig}",
+                        "--set", "kubernetes.imagePullPolicy=Never"]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
+            cache[key] = Run(out, proc.returncode, proc.stderr + proc.stdout)
+        return cache[key]
+
+    return run

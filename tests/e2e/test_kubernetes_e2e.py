@@ -1,0 +1,74 @@
+"""The kubernetes platform against a real cluster: the shipped scenarios give
+the failures they are about, attributed the same way, with the same verdict
+and top finding as on the local platform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+TERMINATING = ("terminating", "draining", "killed", "gone")
+
+
+def figures(run) -> dict:
+    """Rate, failures by outcome, and the endpoint propagation delay as the
+    cluster showed it: deletion requested -> endpoint removed (both stamped on
+    arrival from the watches), per replaced pod."""
+    by_pod: dict[str, dict[str, int]] = {}
+    for ev in run.events():
+        if ev["kind"] in ("deletion_requested", "endpoint_removed") and ev["pod"]:
+            by_pod.setdefault(ev["pod"], {}).setdefault(ev["kind"], ev["t_ns"])
+    delays = sorted((d["endpoint_removed"] - d["deletion_requested"]) / 1e6 for d in by_pod.values()
+                    if "endpoint_removed" in d and "deletion_requested" in d)
+    s = run.summary
+    return {"rate": s.get("achieved_rate"), "asked": s.get("asked_rate"), "total": s.get("total"),
+            "failed": s.get("failed"), "outcomes": {k: v for k, v in (s.get("outcomes") or {}).items() if k != "ok"},
+            "verdict": (s.get("verdict") or {}).get("status"), "top_finding": s.get("top_finding"),
+            "endpoint_removal_after_deletion_ms": delays}
+
+
+def record(run, name: str) -> None:
+    out = ROOT / "reports" / "e2e-figures.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    with open(out, "a") as f:
+        f.write(json.dumps({"scenario": name, "run_dir": str(run.dir), **figures(run)}) + "\n")
+
+
+def test_best_practice_drops_nothing(run_scenario):
+    run = run_scenario("best-practice")
+    record(run, "best-practice")
+    assert run.exit_code == 0, run.stderr
+    assert run.summary["failed"] == 0 and run.summary["total"] > 0
+    kinds = {e["kind"] for e in run.events()}
+    assert {"pod_created", "ready", "endpoint_added", "deletion_requested", "endpoint_removed",
+            "prestop_started", "app_shutdown_started", "app_exited", "rollout_complete"} <= kinds
+    assert any(Path(run.dir, "logs").glob("*.log"))
+    assert figures(run)["endpoint_removal_after_deletion_ms"], "no endpoint removal seen for a deleted pod"
+
+
+def test_no_prestop_failures_hit_terminating_pods(run_scenario):
+    run = run_scenario("no-prestop")
+    record(run, "no-prestop")
+    assert run.exit_code == 1, run.stderr
+    phases: dict[str, int] = {}
+    for per_pod in run.summary["attribution"]["by_pod_phase"].values():
+        for phase, n in per_pod.items():
+            phases[phase] = phases.get(phase, 0) + n
+    on_terminating = sum(n for ph, n in phases.items() if ph in TERMINATING)
+    assert run.summary["failed"] > 0
+    assert on_terminating >= 0.9 * run.summary["failed"], phases
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_platform_parity(run_scenario, name):
+    kube, local = run_scenario(name, "kubernetes"), run_scenario(name, "local")
+    record(kube, name)
+    k, l = figures(kube), figures(local)
+    assert (k["verdict"], k["top_finding"]) == (l["verdict"], l["top_finding"]), (k, l, kube.stderr)
