@@ -356,7 +356,12 @@ def capacity_dips(pods: dict[str, PodLife], replicas: int, window: tuple[int, in
 
 
 def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
+    """Only where the strategy lets the rollout go below replicas
+    (maxUnavailable > 0, or Recreate); pods lost any other way are not this."""
     replicas = ctx.scenario.deployment.replicas
+    strategy = ctx.scenario.deployment.strategy.type
+    if strategy == "RollingUpdate" and ctx.scenario.max_unavailable() == 0:
+        return None
     dips = capacity_dips(ctx.pods, replicas, ctx.window)
     if not dips:
         return None
@@ -383,13 +388,15 @@ def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
     lowest = min(m for _, _, m in dips)
     secs = round(sum(b - a for a, b, _ in dips) / 1e9, 3)
     surge, unavail = ctx.scenario.max_surge(), ctx.scenario.max_unavailable()
+    how = (f"With maxSurge {surge} and maxUnavailable {unavail}" if strategy == "RollingUpdate"
+           else "With strategy Recreate")
     severity = "high" if got is not None else "medium" if slower else "low"
     impact = (f"{len(got)} requests failed ({_outcome_text(_by_outcome(got))})" if got is not None
               else f"p99 latency rose to {p99:g} ms (baseline {base:g} ms)" if slower
               else f"no request failed, but the service ran on {lowest} of {replicas} pods")
     return _finding(
         "capacity-dip", f"Capacity dip: only {lowest} of {replicas} pods in the endpoints during the rollout",
-        f"With maxSurge {surge} and maxUnavailable {unavail} the rollout removed pods before their "
+        f"{how} the rollout removed pods before their "
         f"replacements were serving: for {secs:g} s the traffic path had fewer than {replicas} endpoints "
         f"(lowest {lowest}); {impact}.",
         f"Set strategy.rollingUpdate maxSurge: 1 (or 25%) and maxUnavailable: 0 (now {surge} and {unavail}), "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -96,6 +97,8 @@ def latency_chart(tl: Timeline, phase_bounds: dict[str, tuple[int, int]], path: 
     ax.plot(x, tl.p99_ms, drawstyle="steps-post", color="#d62728", lw=1, label="p99")
     ax.plot(x, tl.p50_ms, drawstyle="steps-post", color="#1f77b4", lw=1, label="p50")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
     ax.set_ylabel("latency (ms, log)")
     ax.set_xlabel("run time (s)")
     ax.set_xlim(x[0], x[-1] + tl.bin_ns / 1e9)

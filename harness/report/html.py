@@ -99,7 +99,8 @@ def render_html(summary: dict[str, Any], manifest: dict[str, Any], images: dict[
                 for f in summary["findings"]]
     run_dir = summary["run_dir"].rstrip("/")
     return env.get_template("index.html.j2").render(
-        s=summary, verdict=summary["verdict"], numbers=_numbers(summary), findings=findings,
+        s=summary, verdict=summary["verdict"], headline=summary["verdict"]["headline"].split(": ", 1)[-1],
+        numbers=_numbers(summary), findings=findings,
         img={k: base64.b64encode(v).decode("ascii") for k, v in images.items()},
         chains=chains, chain_steps=steps, by_pod_outcomes=outcomes, by_pod_rows=rows,
         acc=summary["attribution"].get("accuracy"), css=css, bin_ms=int(bin_ms),

@@ -116,3 +116,16 @@ def test_capacity_dip_without_failures_is_reported_as_low_severity(tmp_path):
     assert a.findings[0]["severity"] == "low" and a.findings[0]["failures"] == 0
     assert a.summary["verdict"]["status"] == "pass"  # the gate judges failures, not risk
     assert analyse(d).findings[0]["severity"] == "high"
+
+
+def test_capacity_dip_is_not_blamed_on_a_strategy_that_allows_none(tmp_path):
+    # maxSurge 1 / maxUnavailable 0: pods lost some other way are not a capacity-dip finding
+    b = RunBuilder(tmp_path / "run", scenario=scenario_dict("lost"))
+    b.phases(0, 2, 8, 10)
+    b.start_pod("api-a1", -1, endpoint_delay=0).start_pod("api-a2", -1, endpoint_delay=0)
+    b.event(3, "api-a1", EventKind.NOT_READY).event(3.5, "api-a1", EventKind.ENDPOINT_REMOVED)
+    for i in range(500):
+        b.request(i / 50, route_pod="api-a2")
+    b.request(4, Outcome.HTTP_503, pod="api-a2", route_pod="api-a2")
+    a = analyse(b.write())
+    assert [f["rule"] for f in a.findings] == ["unexplained"]
