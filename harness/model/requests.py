@@ -79,6 +79,8 @@ class RequestWriter:
         self._reset()
 
     def _reset(self) -> None:
+        # The buffers are cleared in place after each flush, never replaced, so a
+        # hot loop may hold their bound ``extend``/``append`` methods.
         self.ints = array.array("q")
         self.error: list[str | None] = []
         self.pod: list[str | None] = []
@@ -98,7 +100,7 @@ class RequestWriter:
         n = len(self.pod)
         if n == 0:
             return 0
-        cols = np.frombuffer(self.ints, dtype=np.int64).reshape(n, len(self.INT_FIELDS)).T
+        cols = np.array(self.ints, dtype=np.int64).reshape(n, len(self.INT_FIELDS)).T  # a copy
         seq, sched, sent, ended, outcome, status, errno_, conn_id, reused = cols
         batch = pa.record_batch(
             [
@@ -121,7 +123,10 @@ class RequestWriter:
         self._writer.write_batch(batch)
         self._sink.flush()
         self.rows_written += n
-        self._reset()
+        del self.ints[:]
+        self.error.clear()
+        self.pod.clear()
+        self.route_pod.clear()
         return n
 
     def close(self) -> None:
