@@ -68,7 +68,7 @@ def print_summary(outcome) -> None:
     style = {"pass": "bold green", "fail": "bold red"}.get(status, "bold yellow")
     console.print(f"[{style}]{status.upper()}[/]  run {outcome.status}  exit {outcome.exit_code}")
     if outcome.error:
-        console.print(f"[yellow]{outcome.error}[/]", soft_wrap=True, markup=False)
+        console.print(outcome.error, style="yellow", soft_wrap=True, markup=False, highlight=False)
     if s.get("total") is not None:
         outcomes = {k: v for k, v in (s.get("outcomes") or {}).items() if k != "ok"}
         console.print(f"requests {s.get('total', 0):,}  failed {s.get('failed', 0):,}"

@@ -48,6 +48,8 @@ class Kubelet:
         self.cwd = cwd
         self.on_change = on_change  # wakes the Deployment controller
         self.replicas: dict[str, Replica] = {}  # pod name -> current container
+        #: while the first ReplicaSet comes up, a container that exits means the app cannot run here
+        self.fail_fast = False
 
     # ---- helpers ----------------------------------------------------------------
     def emit(self, pod: Pod | str, kind: EventKind, **detail) -> None:
@@ -103,10 +105,11 @@ class Kubelet:
             how = await self._run_container(pod, replica, deleted)
             if how != "exited" or pod.deleting:
                 continue
-            if not pod.ever_ready:
+            if not pod.ever_ready or self.fail_fast:
                 tail = "\n".join(f"    {line}" for line in list(replica.tail)[-10:]) or "    (no output)"
-                pod.failure = (f"the app exited with code {exit_code_of(replica.returncode or 0)} before "
-                               f"it ever became ready: {' '.join(replica.argv)}\n  last log lines "
+                when = "before it ever became ready" if not pod.ever_ready else "while the Deployment came up"
+                pod.failure = (f"the app exited with code {exit_code_of(replica.returncode or 0)} {when}: "
+                               f"{' '.join(replica.argv)}\n  last log lines "
                                f"({replica.log_path}):\n{tail}")
                 self.on_change()
                 break

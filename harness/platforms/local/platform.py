@@ -99,10 +99,14 @@ class LocalPlatform:
         """Create the Deployment; return once every replica is available and
         its endpoint is in the traffic path's view."""
         self.state = "deploying"
-        await self._reconcile()
-        await self._until(lambda: len(self.proxy.visible) >= self.scenario.deployment.replicas,
-                          "endpoints of every replica to reach the traffic path")
-        await self._until_serving()
+        self.kubelet.fail_fast = True
+        try:
+            await self._reconcile()
+            await self._until(lambda: len(self.proxy.visible) >= self.scenario.deployment.replicas,
+                              "endpoints of every replica to reach the traffic path")
+            await self._until_serving()
+        finally:
+            self.kubelet.fail_fast = False
         self.state = "deployed"
 
     async def _until_serving(self) -> None:
@@ -123,7 +127,8 @@ class LocalPlatform:
                     await anyio.sleep(0.1)
             return
         raise PlatformError(f"pod {waiting[0].pod} did not answer GET {action.path} without an error within "
-                            f"{limit:g}s (progressDeadlineSeconds) after it became ready")
+                            f"{limit:g}s (progressDeadlineSeconds) after it became ready"
+                            + self._log_tail(waiting[0].pod or ""))
 
     async def disrupt(self) -> None:
         """Roll out the scenario's new template; return when the rollout is
@@ -246,10 +251,13 @@ class LocalPlatform:
         stuck = [p for p in new if not p.ready]
         if stuck:
             p = stuck[0]
-            rep = self.kubelet.replicas.get(p.name)
             lines.append(f"  pod {p.name} never became ready" + (f" ({p.last_probe_failure})" if p.last_probe_failure else ""))
-            if rep is not None:
-                lines.append(f"  command: {' '.join(rep.argv)}")
-                lines.append(f"  last log lines ({rep.log_path}):")
-                lines += [f"    {line}" for line in list(rep.tail)[-10:]] or ["    (no output)"]
+            lines.append(self._log_tail(p.name).lstrip("\n"))
         return "\n".join(lines)
+
+    def _log_tail(self, pod: str) -> str:
+        rep = self.kubelet.replicas.get(pod)
+        if rep is None:
+            return ""
+        tail = [f"    {line}" for line in list(rep.tail)[-10:]] or ["    (no output)"]
+        return "\n".join([f"\n  command: {' '.join(rep.argv)}", f"  last log lines ({rep.log_path}):", *tail])
