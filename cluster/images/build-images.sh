@@ -21,15 +21,25 @@ debian_mirror() {
 }
 
 build_pause() {
-  local out="$IMAGE_DIR/pause-$(sha256sum "$BIN_DIR/pause" | cut -c1-16).tar"
+  local out="$IMAGE_DIR/pause-$(cat "$BIN_DIR/pause" "$CLUSTER_DIR/images/build-images.sh" | sha256sum | cut -c1-16).tar"
   if [[ ! -s "$out" ]]; then
     local root; root="$(mktemp -d)"
     install -m 0755 "$BIN_DIR/pause" "$root/pause"
+    # The sandbox rootfs is mounted read-only: every mount point must already exist.
+    mkdir -p "$root"/{dev,proc,sys,etc,tmp}
+    touch "$root"/etc/{resolv.conf,hostname,hosts}
     python3 "$ARCHIVE" --rootfs "$root" --tag "$PAUSE_IMAGE" --entrypoint '["/pause"]' --out "$out"
     rm -rf "$root"
     log "pause image: $out"
   fi
   ln -sf "$(basename "$out")" "$IMAGE_DIR/pause.tar"
+  prune pause "$out"
+}
+
+# prune NAME KEEP -- drop archives of NAME from earlier inputs (a few hundred MB each).
+prune() {
+  local f
+  for f in "$IMAGE_DIR/$1"-*.tar; do [[ "$f" == "$2" || ! -f "$f" ]] || rm -f "$f"; done
 }
 
 build_rootfs() {
@@ -73,7 +83,7 @@ build_sample_app() {
     cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
     env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
         ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
-        chroot "$root" /bin/sh -c 'python3 -m venv /app/.venv && /app/.venv/bin/pip install -q -r /app/requirements.txt' \
+        "$(command -v chroot)" "$root" /bin/sh -c 'python3 -m venv /app/.venv && /app/.venv/bin/pip install -q -r /app/requirements.txt' \
         > "$IMAGE_DIR/sample-app-pip.log" 2>&1 \
       || die "pip install of sample-app/requirements.txt into the image failed; log: $IMAGE_DIR/sample-app-pip.log"
     rm -f "${lent[@]}"
@@ -87,13 +97,15 @@ build_sample_app() {
     log "sample-app image built in $(( $(date +%s) - start )) s: $out"
   fi
   ln -sf "$(basename "$out")" "$IMAGE_DIR/sample-app.tar"
+  prune sample-app "$out"
 }
 
 case "${1:-all}" in
   rootfs) build_rootfs ;;
+  sample-app) build_sample_app ;;
   all)
     [[ -x "$BIN_DIR/pause" ]] || die "pause binary missing in $BIN_DIR; run cluster/scripts/build-node.sh"
     build_pause
     build_sample_app ;;
-  *) die "usage: build-images.sh [all|rootfs]" ;;
+  *) die "usage: build-images.sh [all|rootfs|sample-app]" ;;
 esac

@@ -25,6 +25,7 @@ NAMESPACE = "rh-accept"
 REPLICAS = 4
 REQUESTS = 200
 DEADLINE_S = 60.0
+PROXY_SYNC_S = 2.0  # kube-proxy's minSyncPeriod is 1 s
 
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
@@ -56,6 +57,13 @@ def current_pods() -> set[str]:
     return {p["metadata"]["name"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
 
 
+def ready_endpoints() -> set[str]:
+    slices = json.loads(kubectl("-n", NAMESPACE, "get", "endpointslices", "-l",
+                                "kubernetes.io/service-name=sample-app", "-o", "json"))
+    return {ep["targetRef"]["name"] for sl in slices["items"] for ep in sl.get("endpoints") or []
+            if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef")}
+
+
 def hit(port: int) -> dict[str, int]:
     """REQUESTS requests, each on a new connection (so kube-proxy picks an endpoint)."""
     seen: dict[str, int] = {}
@@ -78,6 +86,8 @@ def hit(port: int) -> dict[str, int]:
 
 
 def main() -> int:
+    # A namespace left from an earlier check may still be terminating.
+    kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
     rollout = ("-n", NAMESPACE, "rollout", "status", "deploy/sample-app", "--timeout=300s")
     timed("deploy (1 replica)", lambda: (kubectl("apply", "-f", "-", stdin=manifest()),
                                           kubectl(*rollout)))
@@ -90,6 +100,12 @@ def main() -> int:
     deadline = time.monotonic() + 60
     while len(pods := current_pods()) != REPLICAS and time.monotonic() < deadline:
         time.sleep(1)
+    # The rollout is complete before kube-proxy has programmed the last endpoint:
+    # wait for the EndpointSlice to list every pod ready, then one proxy sync.
+    deadline = time.monotonic() + 60
+    while ready_endpoints() != pods and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(PROXY_SYNC_S)
     port = int(kubectl("-n", NAMESPACE, "get", "svc", "sample-app", "-o",
                        "jsonpath={.spec.ports[0].nodePort}"))
     seen = hit(port)

@@ -67,7 +67,11 @@ umount_under "$STATE/"
 # Network namespaces: the sandboxes' and any cni-* one that was not there before up.
 for n in "${sandbox_netns[@]}" $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
   bash "$HOST_STATE" had netns "$n" && continue
-  [[ -e "/run/netns/$n" ]] && { ip netns delete "$n" 2>/dev/null || { umount -l "/run/netns/$n" 2>/dev/null; rm -f "/run/netns/$n"; }; }
+  # Not `ip netns delete`: it first bind-mounts /run/netns onto itself, which
+  # hides containerd's nsfs mounts underneath and makes them unremovable.
+  [[ -e "/run/netns/$n" ]] || continue
+  while mountpoint -q "/run/netns/$n"; do umount "/run/netns/$n" 2>/dev/null || umount -l "/run/netns/$n" 2>/dev/null || break; done
+  rm -f "/run/netns/$n" 2>/dev/null || log "could not remove netns $n"
 done
 
 # Interfaces: veths still on the CNI bridge, the bridge, the node-IP interface.
@@ -83,8 +87,8 @@ clean_iptables() {
   command -v "$ipt" >/dev/null || return 0
   for table in filter nat mangle raw; do
     "$ipt" -w -t "$table" -S >/dev/null 2>&1 || continue
-    "$ipt" -w -t "$table" -S | grep -E '^-A ' | grep -E -- '-[jg] (KUBE|CNI)-' \
-      | grep -vE '^-A (KUBE|CNI)-' | while read -r rule; do
+    "$ipt" -w -t "$table" -S | awk '$1 == "-A" && $2 !~ /^(KUBE|CNI)-/ && / -[jg] (KUBE|CNI)-/' \
+      | while read -r rule; do
         eval "\"$ipt\" -w -t \"$table\" -D ${rule#-A }" 2>/dev/null || true
       done
     for chain in $("$ipt" -w -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do

@@ -33,7 +33,13 @@ case "${1:-}" in
     for d in "${SHARED_DIRS[@]}"; do
       if [[ -e "$d" ]] && ! grep -qxF "dir $d" "$BEFORE"; then
         # /run/netns may hold others' namespaces by now: remove it only if empty.
-        if [[ "$d" == /run/netns ]]; then rmdir "$d" 2>/dev/null || true; else rm -rf "$d"; fi
+        # iproute2 also bind-mounts it onto itself (shared propagation).
+        if [[ "$d" == /run/netns ]]; then
+          if [[ -z "$(ls -A "$d")" ]]; then
+            while mountpoint -q "$d"; do umount "$d" || break; done
+            rmdir "$d" 2>/dev/null || true
+          fi
+        else rm -rf "$d"; fi
       fi
     done
     rm -f "$BEFORE"
