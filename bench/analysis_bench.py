@@ -88,7 +88,9 @@ def _route(sched: np.ndarray, pods: list[dict], rng: np.random.Generator) -> np.
     return out
 
 
-def make_run_dir(root: Path, n: int = 1_000_000, *, rate: float = 2000.0, replicas: int = 8) -> Path:
+def make_run_dir(root: Path, n: int = 1_000_000, *, rate: float = 2000.0, replicas: int = 8,
+                 all_fail: bool = False) -> Path:
+    """``all_fail``: every request fails (the attribution's worst case)."""
     root.mkdir(parents=True, exist_ok=True)
     duration = n / rate
     base_s, settle_s = duration * 0.12, duration * 0.12
@@ -105,8 +107,9 @@ def make_run_dir(root: Path, n: int = 1_000_000, *, rate: float = 2000.0, replic
     keep_alive = rng.random(n) < 0.5
     stop = np.array([p["stop"] for p in pods])[pod_i]
     removed = np.array([p["removed"] for p in pods])[pod_i]
-    refused = ~keep_alive & (sent >= stop) & (sent < removed)
-    closed = keep_alive & (sent >= stop) & (sent < removed)
+    hit = (sent >= stop) & (sent < removed) if not all_fail else np.ones(n, dtype=bool)
+    refused = ~keep_alive & hit
+    closed = keep_alive & hit
     code = np.full(n, OUTCOME_CODE[Outcome.OK], dtype=np.int8)
     code[refused] = OUTCOME_CODE[Outcome.REFUSED]
     code[closed] = OUTCOME_CODE[Outcome.CLOSED]
@@ -141,14 +144,14 @@ def make_run_dir(root: Path, n: int = 1_000_000, *, rate: float = 2000.0, replic
     return root
 
 
-def analysis_bench(n: int = 1_000_000, keep: str | Path | None = None) -> dict[str, Any]:
+def analysis_bench(n: int = 1_000_000, keep: str | Path | None = None, *, all_fail: bool = False) -> dict[str, Any]:
     """Generate, then time analysis + report; prints one line, returns the figures."""
     from harness.report import write_report
 
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="analysis-bench-"))
     try:
         t0 = time.perf_counter()
-        make_run_dir(tmp, n)
+        make_run_dir(tmp, n, all_fail=all_fail)
         gen_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         summary = write_report(tmp)
@@ -169,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--keep", metavar="DIR", help="write the run dir here and keep it")
+    ap.add_argument("--all-fail", action="store_true", help="every request fails (attribution's worst case)")
     args = ap.parse_args(argv)
-    result = analysis_bench(args.records, args.keep)
+    result = analysis_bench(args.records, args.keep, all_fail=args.all_fail)
     return 0 if result["met"] else 1
 
 

@@ -58,9 +58,12 @@ class Context:
     baseline_p99_ms: float | None
     #: unclaimed failures (rules flip it as they claim)
     free: np.ndarray = dataclasses.field(init=False)
+    #: attributed pod per failure, as an object array (compared per pod)
+    pod_of: np.ndarray = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.free = np.ones(len(self.att), dtype=bool)
+        self.pod_of = self.att["pod"].to_numpy(dtype=object)
 
 
 Rule = Callable[[Context], dict[str, Any] | None]
@@ -86,7 +89,7 @@ def _outcome_text(by: dict[str, int]) -> str:
 
 
 def _pod_rows(ctx: Context, pod: str) -> np.ndarray:
-    return ctx.free & (ctx.att["pod"].to_numpy(dtype=object) == pod)
+    return ctx.free & (ctx.pod_of == pod)
 
 
 def _claim(ctx: Context, mask: np.ndarray) -> pd.DataFrame:

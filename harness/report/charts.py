@@ -132,10 +132,10 @@ def _lane_segments(p: PodLife, t_end: int) -> list[tuple[str, int, int]]:
     return segs
 
 
-def swimlanes_chart(pods: dict[str, PodLife], failures: list[tuple[str, int, int]],
+def swimlanes_chart(pods: dict[str, PodLife], failures: tuple[np.ndarray, np.ndarray, np.ndarray],
                     phase_bounds: dict[str, tuple[int, int]], t_range: tuple[int, int],
                     path: Path | None = None) -> bytes:
-    """``failures``: (pod, t_ns, outcome code) of each attributed failure."""
+    """``failures``: (pod, t_ns, outcome code) arrays of the attributed failures."""
     names = list(pods)
     height = max(2.2, 0.42 * len(names) + 1.3)
     fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
@@ -152,17 +152,21 @@ def swimlanes_chart(pods: dict[str, PodLife], failures: list[tuple[str, int, int
         for t, m, _label in marks:
             if t is not None:
                 ax.plot(t / 1e9, y + 0.38, marker=m, color="#333333", ms=6, mew=1.5)
-    if failures:
-        arr = np.array([(lane.get(p, -1), t, c) for p, t, c in failures if p in lane], dtype=np.int64)
-        if len(arr) > MAX_POINTS:
-            arr = arr[np.random.default_rng(0).choice(len(arr), MAX_POINTS, replace=False)]
-        if len(arr):
-            jitter = (np.random.default_rng(1).random(len(arr)) - 0.5) * 0.4
-            for code in np.unique(arr[:, 2]):
-                sel = arr[:, 2] == code
-                ax.scatter(arr[sel, 1] / 1e9, arr[sel, 0] + jitter[sel], s=9, marker="o",
-                           color=OUTCOME_COLORS[OUTCOMES[code]], edgecolors="black", linewidths=0.3, zorder=5,
-                           label=OUTCOMES[code].value)
+    f_pod, f_t, f_code = failures
+    if len(f_pod) > MAX_POINTS:  # a sample keeps the picture and the chart fast
+        pick = np.random.default_rng(0).choice(len(f_pod), MAX_POINTS, replace=False)
+        f_pod, f_t, f_code = f_pod[pick], f_t[pick], f_code[pick]
+    lanes = np.array([lane.get(p, -1) if p is not None else -1 for p in f_pod], dtype=np.int64)
+    keep = lanes >= 0
+    arr = np.column_stack([lanes[keep], np.asarray(f_t, dtype=np.int64)[keep],
+                           np.asarray(f_code, dtype=np.int64)[keep]]) if keep.any() else np.zeros((0, 3), np.int64)
+    if len(arr):
+        jitter = (np.random.default_rng(1).random(len(arr)) - 0.5) * 0.4
+        for code in np.unique(arr[:, 2]):
+            sel = arr[:, 2] == code
+            ax.scatter(arr[sel, 1] / 1e9, arr[sel, 0] + jitter[sel], s=9, marker="o",
+                       color=OUTCOME_COLORS[OUTCOMES[code]], edgecolors="black", linewidths=0.3, zorder=5,
+                       label=OUTCOMES[code].value)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_ylim(len(names) - 0.4, -0.8)
     ax.set_xlim(t_range[0] / 1e9, t_range[1] / 1e9)

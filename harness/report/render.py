@@ -57,8 +57,7 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
     summary = {**_previous(out), **a.summary}
     bounds = a.run.phase_bounds
     att = a.attributed
-    failures = list(zip(att["pod"].to_numpy(dtype=object), att["t_ns"].to_numpy(), att["code"].to_numpy()))
-    failures = [(p, int(t), int(c)) for p, t, c in failures if p is not None]
+    failures = (att["pod"].to_numpy(dtype=object), att["t_ns"].to_numpy(), att["code"].to_numpy())
     images = {
         "rate": charts.rate_chart(a.timeline, bounds, out / CHART_FILES["rate"]),
         "latency": charts.latency_chart(a.timeline, bounds, out / CHART_FILES["latency"]),
