@@ -87,6 +87,10 @@ class LocalPlatform:
         self._tg.cancel_scope.cancel()
         try:
             return await self._tg.__aexit__(*exc)
+        except BaseExceptionGroup as group:
+            if exc[1] is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc[1]:
+                return False  # the body's own error propagates unwrapped
+            raise
         finally:
             await self.teardown()
 
