@@ -134,7 +134,7 @@ class _LineStream:
 
         buf = b""
         try:
-            for chunk in self._resp.stream(8192, decode_content=True):
+            for chunk in self._resp.stream(None, decode_content=True):  # one chunk per read, as sent
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
