@@ -247,19 +247,19 @@ def _engine_summary(run_dir: Path, scenario: Scenario, state: _State) -> dict[st
 
 def outcomes_by_phase(table, phase_t_ns: dict[str, int]) -> dict[str, dict[str, int]]:
     """Request outcomes counted by the phase their schedule fell in."""
-    import numpy as np
+    import pyarrow.compute as pc
 
     names = [p for p in ("baseline", "disruption", "settle") if p in phase_t_ns]
     if not table.num_rows or not names:
         return {}
-    sched = table.column("scheduled_ns").to_numpy()
-    outcome = np.asarray(table.column("outcome").combine_chunks().cast("string").to_pylist(), dtype=object)
-    edges = [phase_t_ns[n] for n in names] + [phase_t_ns.get("end", int(sched.max()) + 1)]
+    sched = table.column("scheduled_ns")
+    outcome = table.column("outcome").combine_chunks().cast("string")
+    edges = [phase_t_ns[n] for n in names] + [phase_t_ns.get("end", 1 << 62)]
     out: dict[str, dict[str, int]] = {}
     for i, name in enumerate(names):
-        mask = (sched >= edges[i]) & (sched < edges[i + 1])
-        vals, counts = np.unique(outcome[mask], return_counts=True) if mask.any() else ([], [])
-        out[name] = {str(v): int(c) for v, c in zip(vals, counts)}
+        mask = pc.and_(pc.greater_equal(sched, edges[i]), pc.less(sched, edges[i + 1]))
+        counts = pc.value_counts(pc.filter(outcome, mask.combine_chunks()))
+        out[name] = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
     return out
 
 
