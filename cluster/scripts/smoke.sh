@@ -14,7 +14,7 @@ k -n $ns rollout status deploy/sample-app --timeout=180s >/dev/null \
 port="$(k -n $ns get svc sample-app -o jsonpath='{.spec.ports[0].nodePort}')"
 for i in $(seq 1 60); do
   pod="$(curl -s --max-time 2 -D - -o /dev/null "http://127.0.0.1:$port/healthz" | tr -d '\r' \
-         | awk 'tolower($1) == "x-pod-name:" {print $2}')"
+         | awk 'tolower($1) == "x-pod-name:" {print $2}' || true)"
   [[ -n "$pod" ]] && break
   sleep 0.5
 done
