@@ -88,6 +88,9 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
         (run_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     finally:
         events.close()
+        close = getattr(progress, "close", None)
+        if callable(close):
+            close()
     return _finish(scenario, run_dir, clock, state, report)
 
 
@@ -306,8 +309,14 @@ class LiveProgress:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The run's loop is over: stop refreshing (the report comes next)."""
         if self._live is not None:
-            self._live.__exit__(*exc)
+            live, self._live = self._live, None
+            live.__exit__(None, None, None)
+            self.console.print(f"{self.scenario.name}: traffic and rollout done; analysing ...", style="dim")
 
     def text(self, state: _State, clock: RunClock):
         from rich.text import Text
