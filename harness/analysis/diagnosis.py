@@ -136,20 +136,26 @@ def rule_short_grace(ctx: Context) -> dict[str, Any] | None:
     killed = sorted({str(p) for p in got["pod"]})
     prestop = _prestop_seconds(ctx.scenario) or 0.0
     longest = _longest_request_s(ctx.req)
-    oldest = round(float((got["ended_ns"] - got["sent_ns"].where(got["sent_ns"] >= 0)).max()) / 1e9, 3)
+    sent = got["sent_ns"].where(got["sent_ns"] >= 0)
+    oldest = round(float((got["ended_ns"] - sent).max()) / 1e9, 3) if sent.notna().any() else 0.0
     need_s = max(longest or 0.0, oldest)
-    want = math.ceil(prestop + need_s + 1.0)
+    # the app keeps serving for a while after the stop signal before it stops accepting
+    drains = [(p.listener_closed - p.stop_signal) / 1e9 for p in (ctx.pods.get(k) for k in killed)
+              if p is not None and p.listener_closed is not None and p.stop_signal is not None]
+    drain = round(max(drains), 1) if drains else 0.0
+    want = math.ceil(prestop + drain + need_s + 1.0)
     kills = {p: _s(ctx.pods[p].sigkill - (ctx.pods[p].deletion or ctx.pods[p].sigkill)) for p in killed
              if p in ctx.pods and ctx.pods[p].sigkill is not None}
+    parts = f"preStop {prestop:g} s + " + (f"the app's drain {drain:g} s + " if drain else "")
     return _finding(
         "short-grace", "Grace period too short: SIGKILL cut requests in flight",
-        f"terminationGracePeriodSeconds is {grace:g} s, but requests take up to {need_s:g} s: the kubelet "
+        f"terminationGracePeriodSeconds is {grace:g} s, but requests take up to {need_s:.1f} s: the kubelet "
         f"sent SIGKILL to {', '.join(killed)} while {len(got)} requests were still in flight "
         f"({_outcome_text(_by_outcome(got))}).",
-        f"terminationGracePeriodSeconds >= {want} s: preStop {prestop:g} s + the longest request "
-        f"({need_s:g} s) + 1 s margin; or bound request time below the grace period.",
-        "high", got, pods_killed=killed, sigkill_after_deletion_s=kills,
-        grace_period_s=grace, longest_request_s=longest, oldest_cut_request_s=oldest,
+        f"terminationGracePeriodSeconds >= {want} s: {parts}the longest request ({need_s:.1f} s) + 1 s margin; "
+        "or bound request time below the grace period.",
+        "high", got, pods_killed=killed, sigkill_after_deletion_s=kills, grace_period_s=grace,
+        longest_request_s=longest, oldest_cut_request_s=oldest, app_drain_s=drain,
     )
 
 
@@ -387,7 +393,7 @@ def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
         lat = (ctx.req["ended_ns"].to_numpy()[sel] - sched[sel]) / 1e6
         p99 = round(float(np.percentile(lat, 99)), 3)
     base = ctx.baseline_p99_ms
-    slower = p99 is not None and base is not None and p99 > max(2 * base, base + 20)
+    slower = p99 is not None and base is not None and p99 > max(1.5 * base, base + 10)
     lowest = min(m for _, _, m in dips)
     secs = round(sum(b - a for a, b, _ in dips) / 1e9, 3)
     surge, unavail = ctx.scenario.max_surge(), ctx.scenario.max_unavailable()
