@@ -57,6 +57,15 @@ def replay(rec, resource) -> Sink:
     return sink
 
 
+def replay_all(rec) -> list[tuple[int, str, str, dict]]:
+    """All three resources replayed, their steps merged by arrival time."""
+    pods = PodTracker()
+    steps = run_watch(straight(rec, "pods"), "pods", pods, 1)[0].steps
+    for resource in ("endpointslices", "events"):
+        steps += run_watch(straight(rec, resource), resource, tracker_for(resource, pods, rec), 1)[0].steps
+    return sorted(steps, key=lambda s: s[0])
+
+
 def steps_only(sink: Sink) -> list[tuple[str, str]]:
     return [(pod, kind) for _, pod, kind, _ in sink.steps]
 
