@@ -117,6 +117,7 @@ class Settings:
     slow_request_ratio: float
     slow_request_ms: float
     max_concurrency: int  # 0 = unlimited
+    queue_timeout_ms: float  # 0 = wait for a slot for ever
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -140,6 +141,7 @@ class Settings:
             slow_request_ratio=ratio,
             slow_request_ms=_float(env, "SLOW_REQUEST_MS", 3000.0),
             max_concurrency=_int(env, "MAX_CONCURRENCY", 0, minimum=0, maximum=1_000_000),
+            queue_timeout_ms=_float(env, "QUEUE_TIMEOUT_MS", 0.0),
         )
 
 
@@ -233,14 +235,31 @@ class App:
         try:
             if self.slots is None:
                 await _sleep_ms(ms)
+            elif not await self._take_slot():
+                await self._respond(send, 503, b"overloaded\n")
+                return
             else:
-                async with self.slots:
+                try:
                     await _sleep_ms(ms)
+                finally:
+                    self.slots.release()
         finally:
             self.state.inflight -= 1
         body = b'{"pod":%s,"version":%s,"ms":%.3f}\n' % (
             json.dumps(self.s.pod).encode(), json.dumps(self.s.version).encode(), ms)
         await self._respond(send, 200, body, content_type=b"application/json")
+
+    async def _take_slot(self) -> bool:
+        """A worker slot, waiting at most QUEUE_TIMEOUT_MS (0: for ever)."""
+        if self.s.queue_timeout_ms <= 0:
+            await self.slots.acquire()
+            return True
+        try:
+            async with asyncio.timeout(self.s.queue_timeout_ms / 1000.0):
+                await self.slots.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     async def _respond(self, send: Callable, status: int, body: bytes, *,
                        content_type: bytes = b"text/plain; charset=utf-8") -> None:

@@ -105,3 +105,16 @@ def test_port_in_use_exits_1_with_a_log_line(start_app):
     second = start_app(wait_listening=False, PORT=str(first.port))
     assert second.wait_exit() == 1
     assert second.wait_event("exiting")["code"] == 1
+
+
+@pytest.mark.slow
+def test_queue_timeout_sheds_requests_that_wait_too_long(start_app):
+    app = start_app(MAX_CONCURRENCY="1", QUEUE_TIMEOUT_MS="100")
+    busy = app.connect()
+    app.send(busy, "/work?ms=3000")  # holds the only slot
+    assert app.get("/healthz")[0] == 200  # the app has read the slow request by now
+    status, headers, body = app.get("/work?ms=0")
+    assert (status, body) == (503, b"overloaded\n")
+    assert headers["x-pod-name"] == "test-pod"
+    assert app.read_response(busy)[0] == 200
+    assert app.get("/work?ms=0")[0] == 200  # the slot is free again

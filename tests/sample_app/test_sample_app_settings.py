@@ -16,7 +16,7 @@ def test_defaults(app_module):
     assert (s.drain_seconds, s.shutdown_timeout, s.keepalive_close) == (0.0, 30.0, "polite")
     assert (s.startup_delay, s.warmup_seconds) == (0.0, 0.0)
     assert (s.work_latency_ms, s.work_latency_sigma, s.slow_request_ratio, s.slow_request_ms) == (5.0, 0.0, 0.0, 3000.0)
-    assert s.max_concurrency == 0
+    assert (s.max_concurrency, s.queue_timeout_ms) == (0, 0.0)
 
 
 def test_pod_name_defaults_to_hostname(app_module):
