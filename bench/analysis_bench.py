@@ -16,7 +16,6 @@ returns the figures.
 from __future__ import annotations
 
 import argparse
-import array
 import shutil
 import sys
 import tempfile

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from harness.analysis import Analysis, analyse
 from harness.model.outcome import OUTCOMES
