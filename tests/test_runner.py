@@ -286,3 +286,32 @@ def test_sigkill_of_the_harness_takes_the_replicas_with_it(tmp_path):
     table, _ = read_requests_table(out)
     assert table.num_rows > 0
     assert any(e["kind"] == "phase" for e in read_events(out))
+
+
+@pytest.mark.slow
+def test_a_crash_mid_rollout_still_leaves_a_readable_run_dir(tmp_path, monkeypatch):
+    import harness.runner as runner
+    from harness.model.scenario import load_scenario
+    from harness.platforms.local import LocalPlatform
+
+    class Crashing(LocalPlatform):
+        async def disrupt(self):
+            raise RuntimeError("a bug in the harness")
+
+    monkeypatch.setattr(runner, "make_platform", lambda name, *a: Crashing(*a))
+    sc = load_scenario(write_scenario(tmp_path, """
+name: crash
+app:
+  command: ["{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+deployment: {replicas: 2, readinessProbe: {tcpSocket: {}, periodSeconds: 0.5}}
+traffic: {rate: 200, path: /}
+disruption: {baselineSeconds: 1, settleSeconds: 1}
+local: {endpointPropagationDelaySeconds: 0.1}
+"""))
+    outcome = runner.run_scenario(sc, platform="local", run_dir=tmp_path / "run", report=False)
+    assert outcome.status == "crashed" and outcome.exit_code == 3
+    assert "a bug in the harness" in (tmp_path / "run" / "crash.txt").read_text()
+    assert manifest(tmp_path / "run")["status"] == "crashed"
+    table, complete = read_requests_table(tmp_path / "run")
+    assert complete and table.num_rows > 0
+    assert not wait_dead(replica_pids(tmp_path / "run"))
