@@ -2,7 +2,8 @@
 
 They need a cluster: the kubeconfig at ROLLOUT_HARNESS_KUBECONFIG, or the
 one ``make cluster-up`` writes (.cache/cluster/kubeconfig). Without one
-that answers, every test here is skipped with the reason shown (``-ra``).
+that answers, every test here is skipped with the reason shown (``-ra``) —
+except under ``make e2e``, which exports that KUBECONFIG: there it fails.
 Runs go through the real command line, into run dirs under pytest's tmp.
 """
 
@@ -39,10 +40,19 @@ def _cluster_problem() -> str | None:
     return None
 
 
+def _required() -> bool:
+    """``make e2e`` brought the cluster up and exports its KUBECONFIG: there a
+    cluster that does not answer is a failure, not a reason to skip."""
+    env = os.environ.get("KUBECONFIG")
+    return bool(env) and Path(env).resolve() == kubeconfig_path().resolve()
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> Path:
     problem = _cluster_problem()
     if problem:
+        if _required():
+            pytest.fail(problem)
         pytest.skip(problem)
     return kubeconfig_path()
 

@@ -25,13 +25,25 @@ def figures(run) -> dict:
     for ev in run.events():
         if ev["kind"] in ("deletion_requested", "endpoint_removed") and ev["pod"]:
             by_pod.setdefault(ev["pod"], {}).setdefault(ev["kind"], ev["t_ns"])
-    delays = sorted((d["endpoint_removed"] - d["deletion_requested"]) / 1e6 for d in by_pod.values()
+    delays = sorted(round((d["endpoint_removed"] - d["deletion_requested"]) / 1e6, 1) for d in by_pod.values()
                     if "endpoint_removed" in d and "deletion_requested" in d)
+    # the data plane: the last new connection kube-proxy still sent to a deleted pod
+    from harness.model.requests import read_requests
+
+    req = read_requests(run.dir)
+    fresh = req[(~req["conn_reused"]) & req["pod"].notna()] if len(req) else req
+    last_new_conn = []
+    for pod, d in by_pod.items():
+        if "deletion_requested" in d and len(fresh):
+            sent = fresh.loc[fresh["pod"] == pod, "sent_ns"]
+            after = sent[sent >= d["deletion_requested"]]
+            last_new_conn.append(round((int(after.max()) - d["deletion_requested"]) / 1e6, 1) if len(after) else 0.0)
     s = run.summary
     return {"rate": s.get("achieved_rate"), "asked": s.get("asked_rate"), "total": s.get("total"),
             "failed": s.get("failed"), "outcomes": {k: v for k, v in (s.get("outcomes") or {}).items() if k != "ok"},
             "verdict": (s.get("verdict") or {}).get("status"), "top_finding": s.get("top_finding"),
-            "endpoint_removal_after_deletion_ms": delays}
+            "endpoint_removal_after_deletion_ms": delays,
+            "last_new_connection_after_deletion_ms": sorted(last_new_conn)}
 
 
 def record(run, name: str) -> None:
