@@ -61,6 +61,19 @@ def check_thresholds(limits: dict[str, float | None], values: dict[str, Any]) ->
     return rows
 
 
+_HUMAN = {
+    "maxFailedRequests": "{v} requests failed during the rollout (the gate allows {limit})",
+    "maxErrorRatio": "error ratio {v:.3%} during the rollout (the gate allows {limit:.3%})",
+    "maxDisruptionSeconds": "{v:g} s of disruption during the rollout (the gate allows {limit:g} s)",
+    "maxP99LatencyMs": "p99 latency {v:.1f} ms during the rollout (the gate allows {limit:g} ms)",
+}
+
+
+def _human(row: dict[str, Any]) -> str:
+    fmt = _HUMAN.get(row["name"])
+    return fmt.format(v=row["value"], limit=row["limit"]) if fmt else row["message"]
+
+
 def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
            thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
            records_complete: bool = True) -> dict[str, Any]:
@@ -92,8 +105,9 @@ def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_to
                 "reasons": why_blind + reasons,
                 "headline": "INCONCLUSIVE: " + why_blind[0]}
     if failed:
+        more = f" (and {len(failed) - 1} more threshold(s))" if len(failed) > 1 else ""
         return {"status": "fail", "exit_code": EXIT_FAIL, "reasons": reasons,
-                "headline": "FAIL: " + reasons[0]}
+                "headline": "FAIL: " + _human(failed[0]) + more}
     notes = [] if records_complete else ["a torn last record batch was skipped"]
     return {"status": "pass", "exit_code": EXIT_PASS, "reasons": notes or ["every gate threshold held"],
             "headline": "PASS: every gate threshold held during the rollout"}

@@ -194,6 +194,7 @@ def compare_chart(rows: list[dict[str, Any]], path: Path | None = None) -> bytes
         left += vals
     for i, v in enumerate(left):
         ax.text(v, i, f" {int(v)}", va="center", fontsize=8)
+    ax.set_xlim(0, max(1.0, float(left.max()) if len(left) else 1.0) * 1.15)
     ax.set_yticks(y, labels, fontsize=9)
     ax.invert_yaxis()
     ax.set_title("failed requests in the rollout, by outcome", fontsize=10, loc="left", pad=16)
@@ -204,7 +205,8 @@ def compare_chart(rows: list[dict[str, Any]], path: Path | None = None) -> bytes
         vals = np.array([r.get(key) or 0 for r in rows], dtype=float)
         ax.barh(y, vals, color="#6b8fb3")
         for i, v in enumerate(vals):
-            ax.text(v, i, f" {v:g}", va="center", fontsize=8)
+            ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+        ax.set_xlim(0, max(1.0, float(vals.max()) if len(vals) else 1.0) * 1.2)
         ax.set_yticks(y, [""] * len(rows))
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10, loc="left", pad=16)

@@ -1,0 +1,105 @@
+"""Attribution from evidence, case by case: what the response said, what
+the connection carried, what the endpoints and the pods' states imply —
+and never the ground truth it is measured against."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness.analysis import analyse
+from harness.analysis.attribution import attribute
+from harness.analysis.podlife import pod_lives
+from harness.model.events import EventKind
+from harness.model.outcome import Outcome
+from tests.analysis.builders import RunBuilder, rollout
+
+
+def _two_pods(tmp_path) -> RunBuilder:
+    """api-a1 is deleted at 2 s and stops at once; the traffic path drops it
+    at 3 s. api-a2 serves throughout; api-b1 is starting from 2.5 s."""
+    b = RunBuilder(tmp_path / "run")
+    b.phases(0, 1, 4, 5)
+    b.start_pod("api-a1", -1, endpoint_delay=0).start_pod("api-a2", -1, endpoint_delay=0)
+    b.event(2, "api-a1", EventKind.DELETION_REQUESTED).event(2, "api-a1", EventKind.SIGTERM_SENT)
+    b.app(2.001, "api-a1", "listener_closed").app(2.01, "api-a1", "exiting")
+    b.event(3, "api-a1", EventKind.ENDPOINT_REMOVED)
+    b.event(2.5, "api-b1", EventKind.CONTAINER_STARTED).event(2.5, "api-b1", EventKind.READY)
+    b.event(2.5, "api-b1", EventKind.ENDPOINT_ADDED).app(3.5, "api-b1", "ready")
+    for i in range(250):
+        b.request(i / 50, route_pod="api-a2")
+    return b
+
+
+def _failures(b: RunBuilder) -> pd.DataFrame:
+    return analyse(b.write()).attributed
+
+
+def test_answered_failure_keeps_its_pod(tmp_path):
+    b = _two_pods(tmp_path)
+    b.request(1.5, Outcome.HTTP_503, pod="api-a2", route_pod="api-a2", status=503)
+    att = _failures(b)
+    row = att.iloc[0]
+    assert (row["pod"], row["how"], row["phase"]) == ("api-a2", "answered", "ready")
+
+
+def test_keep_alive_connection_carries_its_pod(tmp_path):
+    b = _two_pods(tmp_path)
+    conn = b.new_conn()
+    b.request(1.0, route_pod="api-a1", conn_id=conn)
+    b.request(1.9, route_pod="api-a1", conn_id=conn, reused=True)
+    b.request(2.0005, Outcome.CLOSED, route_pod="api-a1", conn_id=conn, reused=True)
+    row = _failures(b).iloc[0]
+    assert (row["pod"], row["how"], row["phase"]) == ("api-a1", "connection", "terminating")
+
+
+def test_refused_new_connection_goes_to_the_visible_pod_that_stopped_listening(tmp_path):
+    b = _two_pods(tmp_path)
+    b.request(2.2, Outcome.REFUSED, route_pod="api-a1", sent=False)
+    row = _failures(b).iloc[0]
+    # a1 and a2 (and b1 later) are visible; only a1 had closed its listener
+    assert (row["pod"], row["how"], row["phase"], row["ambiguous"]) == ("api-a1", "endpoints", "terminating", False)
+
+
+def test_refused_on_a_pod_in_the_endpoints_before_it_listens(tmp_path):
+    b = _two_pods(tmp_path)
+    b.event(2.5, "api-b1", EventKind.APP_LOG, "app-log", event="listening")  # listens at once...
+    b.request(3.2, Outcome.REFUSED, route_pod="api-b1", sent=False)          # ...but is not warm until 3.5
+    row = _failures(b).iloc[0]
+    assert row["pod"] == "api-b1" and row["phase"] == "starting"
+
+
+def test_cut_in_flight_goes_to_the_pod_that_exited_meanwhile(tmp_path):
+    b = _two_pods(tmp_path)
+    b.request(1.8, Outcome.RESET, route_pod="api-a1", latency_ms=212)  # sent 1.8, cut at 2.012
+    row = _failures(b).iloc[0]
+    assert row["pod"] == "api-a1" and row["how"] == "endpoints"
+
+
+def test_no_pod_in_the_endpoints(tmp_path):
+    b = RunBuilder(tmp_path / "run")
+    b.phases(0, 1, 2, 3)
+    b.request(1.5, Outcome.REFUSED, sent=False)
+    att = analyse(b.write()).attributed
+    assert att.iloc[0]["pod"] is None and att.iloc[0]["phase"] == "no-endpoint"
+
+
+def test_ground_truth_is_never_an_input(tmp_path):
+    b = _two_pods(tmp_path)
+    b.request(2.2, Outcome.REFUSED, route_pod="api-a1", sent=False)
+    b.request(2.4, Outcome.REFUSED, route_pod="api-a1", sent=False)
+    d = b.write()
+    a = analyse(d)
+    req = a.run.requests
+    mask = req.index.isin(a.attributed.index)
+    scrambled = req.assign(route_pod="somewhere-else")
+    again = attribute(scrambled, pod_lives(a.run.events), mask)
+    assert list(again["pod"]) == list(a.attributed["pod"])
+    assert a.summary["attribution"]["accuracy"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("mistake", ["no-prestop", "short-grace"])
+def test_accuracy_is_reported_by_evidence(tmp_path, mistake):
+    acc = analyse(rollout(tmp_path / mistake, mistake)).summary["attribution"]["accuracy"]
+    assert acc["failures_with_ground_truth"] == sum(v["failures"] for v in acc["by_evidence"].values())
+    assert acc["correct"] == acc["failures_with_ground_truth"]

@@ -1,0 +1,59 @@
+"""The verdict is a pure function of the run's facts: a table of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.analysis.verdict import check_thresholds, decide, gate_limits
+from harness.model.scenario import Gate
+
+LIMITS = gate_limits(Gate(max_failed_requests=0, max_p99_latency_ms=100))
+GOOD = {"failed_requests": 0, "error_ratio": 0.0, "disruption_seconds": 0.0, "p99_latency_ms": 40.0,
+        "send_lag_p99_ms": 2.0, "dropped_ratio": 0.0}
+ROLLOUT_OK = {"completed": True, "error": None}
+
+
+def verdict(values=None, *, status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800, baseline=None):
+    rows = check_thresholds(LIMITS, {**GOOD, **(values or {})})
+    base = check_thresholds(LIMITS, {**GOOD, **baseline}) if baseline else None
+    return decide(status=status, rollout=rollout, total=total, window_total=window_total, thresholds=rows,
+                  baseline_rows=base)
+
+
+CASES = [
+    ("clean", {}, {}, "pass", 0),
+    ("failed-requests", {"failed_requests": 3}, {}, "fail", 1),
+    ("slow", {"p99_latency_ms": 250.0}, {}, "fail", 1),
+    ("engine-lag", {"send_lag_p99_ms": 80.0}, {}, "inconclusive", 3),
+    ("engine-dropped", {"dropped_ratio": 0.01}, {}, "inconclusive", 3),
+    ("engine-lag-and-failures", {"send_lag_p99_ms": 80.0, "failed_requests": 9}, {}, "inconclusive", 3),
+    ("crashed", {}, {"status": "crashed"}, "inconclusive", 3),
+    ("interrupted", {}, {"status": "interrupted"}, "inconclusive", 3),
+    ("rollout-failed", {}, {"status": "rollout_failed", "rollout": {"completed": False, "error": "stuck"}},
+     "inconclusive", 3),
+    ("rollout-unknown", {}, {"rollout": None}, "inconclusive", 3),
+    ("no-requests", {}, {"total": 0, "window_total": 0}, "inconclusive", 3),
+    ("nothing-in-window", {}, {"window_total": 0}, "inconclusive", 3),
+    ("baseline-failing", {"failed_requests": 5}, {"baseline": {"failed_requests": 2}}, "inconclusive", 3),
+    ("baseline-clean", {"failed_requests": 5}, {"baseline": {}}, "fail", 1),
+]
+
+
+@pytest.mark.parametrize("values,kw,status,code", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_verdict_table(values, kw, status, code):
+    v = verdict(values, **kw)
+    assert (v["status"], v["exit_code"]) == (status, code), v
+    assert v["reasons"] and v["headline"].startswith(status.upper())
+
+
+def test_fail_headline_reads_as_a_sentence_and_reasons_name_the_threshold():
+    v = verdict({"failed_requests": 7})
+    assert v["headline"] == "FAIL: 7 requests failed during the rollout (the gate allows 0)"
+    assert v["reasons"] == ["maxFailedRequests: failed_requests = 7 (limit 0)"]
+
+
+def test_thresholds_without_a_limit_are_skipped_and_missing_values_unknown():
+    rows = {r["name"]: r for r in check_thresholds(LIMITS, {**GOOD, "p99_latency_ms": None})}
+    assert rows["maxErrorRatio"]["status"] == "skipped"
+    assert rows["maxP99LatencyMs"]["status"] == "unknown"
+    assert rows["maxFailedRequests"]["status"] == "pass"
