@@ -215,7 +215,7 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
         stop = min(marks)
         if stop >= removed:
             continue
-        hit = _pod_rows(ctx, p.name) & (t >= stop - TOL_NS) & (t <= removed + TOL_NS)
+        hit = _pod_rows(ctx, p.name) & (t >= stop - TOL_NS) & (t <= removed + TOL_NS + p.endpoint_slack_ns)
         if hit.any():
             mask |= hit
             per_pod[p.name] = {"stopped_serving_s": _s(stop), "removed_from_endpoints_s": _s(removed),

@@ -25,6 +25,10 @@ import numpy as np
 from harness.model.events import EventDict, EventKind, SourceKind
 
 NEVER = np.iinfo(np.int64).max
+#: how long after a watched endpoint removal the traffic path may still route
+#: to the pod: a cluster's kube-proxy applies the EndpointSlice change some
+#: time after the watch saw it (the local platform records the proxy's own view)
+WATCHED_PROXY_LAG_NS = 1_000_000_000
 PHASE_NAMES = ("starting", "ready", "terminating", "draining", "killed", "gone")
 
 # app log lines (detail "event", as the sample app writes them; other apps'
@@ -70,6 +74,8 @@ class PodLife:
     #: [added, removed) intervals in which the traffic path could route new
     #: connections to this pod
     endpoint_intervals: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    #: slack after an endpoint removal (0 when the events are the proxy's own view)
+    endpoint_slack_ns: int = 0
 
     @property
     def endpoint_added(self) -> int | None:
@@ -111,12 +117,13 @@ class PodLife:
     def visible_mask(self, t: np.ndarray, tol_ns: int = 0) -> np.ndarray:
         out = np.zeros(len(t), dtype=bool)
         for lo, hi in self.endpoint_intervals:
-            out |= (t >= lo - tol_ns) & (t < (hi if hi == NEVER else hi + tol_ns))
+            out |= (t >= lo - tol_ns) & (t < (hi if hi == NEVER else hi + tol_ns + self.endpoint_slack_ns))
         return out
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["endpoint_intervals"] = [[lo, None if hi == NEVER else hi] for lo, hi in self.endpoint_intervals]
+        d.pop("endpoint_slack_ns")
         return d
 
 
@@ -147,6 +154,8 @@ def _apply(p: PodLife, ev: EventDict) -> None:
     elif kind == EventKind.ENDPOINT_REMOVED:
         if p.endpoint_intervals and p.endpoint_intervals[-1][1] == NEVER:
             p.endpoint_intervals[-1] = (p.endpoint_intervals[-1][0], t)
+        if ev.get("source") == SourceKind.KUBE_WATCH:
+            p.endpoint_slack_ns = WATCHED_PROXY_LAG_NS
     elif kind == EventKind.DELETION_REQUESTED:
         p.deletion = _first(p.deletion, t)
     elif kind == EventKind.PRESTOP_STARTED:
@@ -209,6 +218,8 @@ def phase_at(pod: PodLife, t: np.ndarray, sent: np.ndarray, ended: np.ndarray, t
     serving = v(pod.serving_from)
     deletion = v(pod.deletion)
     removed = v(pod.endpoint_removed) if pod.deletion is not None else NEVER
+    if removed != NEVER:
+        removed += pod.endpoint_slack_ns
     exited = v(pod.end)
     sigkill = v(pod.sigkill)
     sent_eff = np.where(sent >= 0, sent, t)

@@ -129,3 +129,25 @@ def test_capacity_dip_is_not_blamed_on_a_strategy_that_allows_none(tmp_path):
     b.request(4, Outcome.HTTP_503, pod="api-a2", route_pod="api-a2")
     a = analyse(b.write())
     assert [f["rule"] for f in a.findings] == ["unexplained"]
+
+
+def test_cluster_events_allow_for_kube_proxy_lag(tmp_path):
+    # kubernetes platform: endpoints come from a watch, kube-proxy applies them later,
+    # and there is no ground truth; a refusal 0.5 s after the watched removal is still
+    # the terminating pod's, and still the missing preStop's doing
+    sc = scenario_dict("k8s-no-prestop")
+    b = RunBuilder(tmp_path / "run", scenario=sc)
+    b.phases(0, 2, 6, 8)
+    for pod in ("api-a1", "api-a2"):
+        b.event(-1, pod, EventKind.READY, "kube-watch").event(-1, pod, EventKind.ENDPOINT_ADDED, "kube-watch")
+    b.event(3, "api-a1", EventKind.DELETION_REQUESTED, "kube-watch")
+    b.event(3.4, "api-a1", EventKind.ENDPOINT_REMOVED, "kube-watch")
+    b.app(3.01, "api-a1", "sigterm_received").app(3.02, "api-a1", "listener_closed").app(3.05, "api-a1", "exiting")
+    for i in range(400):
+        b.request(i / 50, pod="api-a2")
+    for t in (3.1, 3.3, 3.9):
+        b.request(t, Outcome.REFUSED, sent=False)
+    a = analyse(b.write())
+    assert list(a.attributed["pod"]) == ["api-a1"] * 3
+    assert [f["rule"] for f in a.findings] == ["no-prestop"]
+    assert a.summary["attribution"]["accuracy"] is None
