@@ -389,13 +389,13 @@ class Pod:
     async def _stop(self) -> int:
         """The graceful stop: drain, close the listener, close or reset the
         open connections, wait for in-flight requests, exit."""
-        self.log.event("draining", drain_seconds=self.s.drain_seconds,
-                       readiness_failing=self.s.drain_on_sigterm, keepalive_close=self.s.keepalive_close)
-        if self.s.drain_seconds > 0 and self.server is not None:
-            await asyncio.sleep(self.s.drain_seconds)
         if self.server is None:
             self.log.event("exiting", code=0, reason="stopped before listening")
             return 0
+        self.log.event("draining", drain_seconds=self.s.drain_seconds,
+                       readiness_failing=self.s.drain_on_sigterm, keepalive_close=self.s.keepalive_close)
+        if self.s.drain_seconds > 0:
+            await asyncio.sleep(self.s.drain_seconds)
         server = self.server
         for listener in server.servers:
             listener.close()

@@ -117,4 +117,4 @@ def test_sigterm_during_startup_delay_exits_without_listening(start_app):
     app.wait_event("starting")
     app.signal(signal.SIGTERM)
     assert app.wait_exit() == 0
-    assert "listening" not in [e["event"] for e in app.events()]
+    assert [e["event"] for e in app.events()] == ["starting", "sigterm_received", "exiting"]
