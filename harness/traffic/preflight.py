@@ -1,0 +1,65 @@
+"""Before the baseline: wait until the target actually serves.
+
+A platform's "all replicas ready" is not the same as "the service answers":
+without a readiness probe a warming-up app is in the endpoints at once. The
+baseline is the control the rollout is judged against, so it must start from
+a serving target. This sends a few requests the way the engine would (each
+on a new connection routed by the platform's resolver) until ``need`` in a
+row succeed, bounded by ``deadline_s``; it raises ``PlatformError`` naming
+what the target answered if it never does (the run is then inconclusive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from harness.errors import PlatformError
+from harness.platforms.base import Resolver, StaticResolver
+from harness.traffic.http1 import Target
+
+
+async def _one(target: Target, resolver: Resolver, timeout: float) -> str | None:
+    """None if the request got a non-error response, else what went wrong."""
+    route = resolver.pick()
+    if route is None:
+        return "no ready endpoint"
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(route.host, route.port)
+            try:
+                writer.write(target.request(0, keepalive=False))
+                await writer.drain()
+                status_line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        return "no HTTP response"
+    status = int(parts[1])
+    return None if status < 400 else f"HTTP {status}" + (f" from {route.pod}" if route.pod else "")
+
+
+async def wait_until_serving(url: str, *, resolver: Resolver | None, need: int, deadline_s: float,
+                             method: str = "GET", headers: dict[str, str] | None = None,
+                             timeout: float = 2.0, interval: float = 0.1) -> int:
+    """Return how many attempts it took; raise PlatformError past the deadline."""
+    target = Target(url, method=method, headers=headers)
+    resolver = resolver or StaticResolver(target.host, target.port)
+    ok_in_row = attempts = 0
+    last = "no attempt"
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        attempts += 1
+        problem = await _one(target, resolver, timeout)
+        if problem is None:
+            ok_in_row += 1
+            if ok_in_row >= need:
+                return attempts
+            continue
+        ok_in_row, last = 0, problem
+        await asyncio.sleep(interval)
+    raise PlatformError(f"the target {url} did not serve {need} requests in a row within {deadline_s:g} s "
+                        f"after all replicas were ready (last: {last}); the baseline would not be a control")
