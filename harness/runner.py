@@ -217,8 +217,11 @@ def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, r
                 summary = write_report(run_dir)
                 reported = True
                 exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
-            except HarnessError as exc:
-                state.error = (state.error + "; " if state.error else "") + f"report: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the run's records stay; say why there is no verdict
+                state.error = (state.error + "; " if state.error else "") + f"report failed: {exc}"
+                if not isinstance(exc, HarnessError):
+                    (run_dir / "report-error.txt").write_text("".join(traceback.format_exception(exc)),
+                                                              encoding="utf-8")
                 exit_code = EXIT_INCONCLUSIVE
     if state.status in (ROLLOUT_FAILED, DEPLOY_FAILED, CRASHED):
         exit_code = EXIT_INCONCLUSIVE

@@ -161,6 +161,17 @@ def test_no_readiness_probe_sends_traffic_to_cold_pods(tmp_path):
     assert cold and all(ended <= warm_at.get(pod, 1 << 62) + 50_000_000 for pod, ended in cold)
 
 
+@pytest.mark.slow
+def test_abrupt_keepalive_resets_established_connections(tmp_path):
+    proc, out = run_scenario("abrupt-keepalive", tmp_path)
+    m = manifest(out)
+    assert m["status"] == "complete", m.get("error")
+    f = failures(out)
+    assert f["reset"] > 0, f
+    assert "refused" not in f, "keep-alive only: nothing dials a stopped pod"
+    assert not wait_dead(replica_pids(out))
+
+
 # ---- any app, bad input, an app that cannot start -------------------------------------------
 
 def write_scenario(tmp_path: Path, text: str) -> Path:
