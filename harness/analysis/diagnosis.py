@@ -41,8 +41,12 @@ TOL_NS = 50_000_000
 AFTER_END_NS = 500_000_000
 #: capacity dips shorter than this are endpoint-update jitter, not a dip
 MIN_DIP_NS = 500_000_000
+#: overload failures after a dip, while the backlog it built drains, are still its doing
+RECOVERY_NS = 2_000_000_000
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 _CODE = {o: OUTCOMES.index(o) for o in Outcome}
+_OVERLOAD_CODES = [_CODE[o] for o in (Outcome.HTTP_503, Outcome.HTTP_504, Outcome.HTTP_5XX, Outcome.HTTP_502,
+                                       Outcome.READ_TIMEOUT, Outcome.CONNECT_TIMEOUT)]
 _CUT_CODES = [_CODE[o] for o in (Outcome.RESET, Outcome.CLOSED, Outcome.OTHER, Outcome.READ_TIMEOUT)]
 
 
@@ -379,7 +383,11 @@ def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
     for a, b, _ in dips:
         in_dip |= (t >= a) & (t < b)
     phase = ctx.att["phase"].to_numpy(dtype=object)
-    mask = ctx.free & in_dip & np.isin(phase, ["ready", "no-endpoint", "unknown"])
+    # overload answers (503/504/5xx, timeouts) persist while the queues the dip
+    # built drain: from the first dip to RECOVERY_NS after the last one
+    overload = np.isin(ctx.att["code"].to_numpy(), _OVERLOAD_CODES)
+    span = (t >= dips[0][0]) & (t < dips[-1][1] + RECOVERY_NS)
+    mask = ctx.free & ((in_dip & np.isin(phase, ["ready", "no-endpoint", "unknown"])) | (span & overload))
     got = _claim(ctx, mask) if mask.any() else None
     # latency of successful requests during the dips vs the baseline
     sched = ctx.req["scheduled_ns"].to_numpy()
