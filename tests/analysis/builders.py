@@ -167,10 +167,6 @@ def rollout(root: Path, mistake: str) -> Path:
             end = sig + 0.021
         b.event(end + 0.005, pod, EventKind.APP_EXITED, exit_code=137 if mistake == "short-grace" else 0)
         ends[pod] = end
-    if mistake == "capacity-dip":
-        # old pods leave first; their replacements come 3 s later
-        pass
-
     def visible(t: float) -> list[str]:
         out = [p for p, d in old.items() if t < d + 1.0]
         out += [p for p, s in b_start.items() if t >= s + (0.0 if warm else 0.9)]
@@ -207,9 +203,10 @@ def rollout(root: Path, mistake: str) -> Path:
             for k in range(6):
                 b.request(s + 0.1 + k * 0.2, Outcome.HTTP_503, pod=pod, route_pod=pod, latency_ms=1)
     elif mistake == "capacity-dip":
-        for pod in ("api-a2",):
-            for k in range(5):
-                b.request(5.2 + k * 0.2, Outcome.HTTP_503, pod=pod, route_pod=pod, latency_ms=1)
+        for k in range(5):  # overloaded while only one pod serves...
+            b.request(5.2 + k * 0.2, Outcome.HTTP_503, pod="api-a2", route_pod="api-a2", latency_ms=1)
+        # ...and just after, while the backlog drains
+        b.request(7.5, Outcome.HTTP_503, pod="api-b1", route_pod="api-b1", latency_ms=1)
     elif mistake == "keepalive-cut":
         for pod in old:
             e = ends[pod]
