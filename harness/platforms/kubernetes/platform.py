@@ -85,7 +85,8 @@ class KubernetesPlatform:
         await self.teardown()
 
     def target_url(self) -> str:
-        return self._url
+        """Where traffic enters the cluster (kubernetes.url) plus traffic.path."""
+        return self._url.rstrip("/") + self.sc.traffic.path if self._url else ""
 
     def resolver(self):
         return None  # the engine connects to the URL; kube-proxy picks the pod
@@ -252,7 +253,7 @@ class KubernetesPlatform:
         raise PlatformError(f"kubernetes: not ready before the deadline: {message}")
 
     async def _target_answers(self) -> bool:
-        url = self._url.rstrip("/") + self.sc.traffic.path
+        url = self.target_url()
         if self._http_check is not None:
             return bool(await self._http_check(url))
         import httpx

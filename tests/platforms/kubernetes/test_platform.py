@@ -81,7 +81,7 @@ def test_managed_run_creates_rolls_out_and_deletes_its_namespace(tmp_path):
     made = [c for c in api.calls if c[0] in ("create_namespace", "create", "patch", "delete_namespace")]
     assert [c[:2] for c in made] == [("create_namespace", ns), ("create", "deployments"), ("create", "services"),
                                      ("patch", "deployments"), ("delete_namespace", ns)]
-    assert p.target_url() == "http://127.0.0.1:31234" and p.resolver() is None
+    assert p.target_url() == "http://127.0.0.1:31234/work" and p.resolver() is None
     kinds = [e["kind"] for e in read_events(run_dir)]
     assert kinds[-2:] == ["rollout_started", "rollout_complete"]
     assert (run_dir / "kube-watch.jsonl").exists()
@@ -109,7 +109,7 @@ def test_target_mode_creates_and_deletes_nothing(tmp_path):
     assert not any(c[0] in ("create", "delete", "create_namespace", "delete_namespace") for c in api.calls)
     patch = next(c[3] for c in api.calls if c[0] == "patch")
     assert patch["spec"]["template"]["spec"]["containers"][0]["name"] == "web"
-    assert p.target_url() == "http://127.0.0.1:30080"
+    assert p.target_url() == "http://127.0.0.1:30080/work"
 
 
 def test_target_deployment_missing_is_bad_input(tmp_path):
