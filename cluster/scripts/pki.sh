@@ -64,6 +64,8 @@ cert controller-manager "/CN=system:kube-controller-manager"
 cert scheduler "/CN=system:kube-scheduler"
 cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE_NAME"
 cert kube-proxy "/CN=system:kube-proxy"
+# The aggregation layer's client (keeps controllers from logging a missing requestheader CA).
+cert front-proxy-client "/CN=front-proxy-client"
 [[ -s sa.key ]] || { openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null; }
 chmod 600 ./*.key
 

@@ -46,7 +46,8 @@ ip link set "$NODE_IF" up
 admin_curl() { curl -sf --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$@"; }
 k() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
-log "starting etcd"
+t_daemons=$(date +%s)
+log "prepared in $(( t_daemons - t0 )) s; starting etcd"
 start etcd k8s-node etcd --name rh-etcd --data-dir "$STATE/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -69,6 +70,10 @@ start kube-apiserver k8s-node kube-apiserver \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-cluster-ip-range "$SERVICE_CIDR" \
+  --requestheader-client-ca-file "$PKI/ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
   --allow-privileged=true --profiling=false --v=1
 wait_ready kube-apiserver 180 admin_curl "https://127.0.0.1:$APISERVER_PORT/readyz"
@@ -101,7 +106,7 @@ start kube-proxy k8s-node kube-proxy --config "$STATE/kube-proxy.yaml" --v=1
 node_ready() { [[ "$(k get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]; }
 wait_ready kubelet 180 node_ready
 wait_ready kube-proxy 120 curl -sf --max-time 2 http://127.0.0.1:10256/healthz
-log "node $NODE_NAME Ready after $(( $(date +%s) - t0 )) s"
+log "node $NODE_NAME Ready $(( $(date +%s) - t_daemons )) s after the daemons started"
 
 bash "$CLUSTER_DIR/scripts/smoke.sh"
-log "cluster up in $(( $(date +%s) - t0 )) s; kubeconfig: $KUBECONFIG_ADMIN; kubectl: $BIN_DIR/kubectl"
+log "cluster up in $(( $(date +%s) - t0 )) s (daemons + smoke $(( $(date +%s) - t_daemons )) s); kubeconfig: $KUBECONFIG_ADMIN; kubectl: $BIN_DIR/kubectl"
