@@ -206,13 +206,10 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
     t = ctx.att["t_ns"].to_numpy()
     mask = np.zeros(len(t), dtype=bool)
     per_pod: dict[str, dict[str, Any]] = {}
-    lags = []
     for p in ctx.pods.values():
         if p.deletion is None:
             continue
         removed = p.endpoint_removed
-        if removed is not None:
-            lags.append(removed - p.deletion)
         marks = [x for x in (p.stop_signal, p.shutdown_started, p.not_accepting_from) if x is not None]
         if removed is None or not marks:
             continue
@@ -222,35 +219,37 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
         hit = _pod_rows(ctx, p.name) & (t >= stop - TOL_NS) & (t <= removed + TOL_NS + p.endpoint_slack_ns)
         if hit.any():
             mask |= hit
+            # how long the traffic path still routed to it: the endpoint update, or
+            # (on a cluster, where kube-proxy applies it later) the last failure seen
+            routed = max(removed, int(t[hit].max())) - p.deletion
             per_pod[p.name] = {"stopped_serving_s": _s(stop), "removed_from_endpoints_s": _s(removed),
-                               "routed_after_stop_s": _s(removed - stop), "failures": int(hit.sum()),
-                               "endpoint_lag_s": _s(removed - p.deletion)}
+                               "endpoint_lag_s": _s(removed - p.deletion), "routed_after_deletion_s": _s(routed),
+                               "failures": int(hit.sum())}
     if not mask.any():
         return None
     got = _claim(ctx, mask)
-    max_lag = max(lags) / 1e9 if lags else 1.0
-    worst = max(per_pod, key=lambda k: per_pod[k]["endpoint_lag_s"] or 0)
-    want = _ceil_half(max_lag + 0.5)
+    worst = max(per_pod, key=lambda k: per_pod[k]["routed_after_deletion_s"])
+    lag = per_pod[worst]["routed_after_deletion_s"]
+    want = _ceil_half(lag + 0.5)
     prestop = ctx.scenario.deployment.lifecycle.pre_stop
     has = _prestop_seconds(ctx.scenario)
     grace = ctx.scenario.deployment.termination_grace_period_seconds
-    why = (f"the endpoints took up to {max_lag:.2f} s to drop a pod after its deletion "
-           f"({worst}: {per_pod[worst]['endpoint_lag_s']:g} s), but the pods stopped serving before that: "
-           f"{len(got)} requests still reached {len(per_pod)} stopping pod(s) "
+    why = (f"the traffic path kept routing to a deleted pod for up to {lag:.2f} s ({worst}), but the pods stopped "
+           f"serving before that: {len(got)} requests still reached {len(per_pod)} stopping pod(s) "
            f"({_outcome_text(_by_outcome(got))}).")
     if prestop is None:
         rule, title = "no-prestop", "No preStop hook: pods stopped serving while still in the endpoints"
         cause = "The stop signal went out at deletion with no preStop delay, while " + why
-        fix = (f"Add lifecycle.preStop sleep >= {want:g} s (endpoints took {max_lag:.2f} s to drop {worst} "
-               f"after its deletion), and keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
+        fix = (f"Add lifecycle.preStop sleep >= {want:g} s (the traffic path still routed to {worst} "
+               f"{lag:.2f} s after its deletion), and keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
                "+ the app's drain time.")
     else:
         rule, title = "prestop-too-short", "preStop too short: pods stopped serving while still in the endpoints"
         now = f"{has:g} s" if has is not None else "the current hook"
         cause = f"preStop ({now}) ended before the endpoint update reached the traffic path: " + why
-        fix = (f"Raise the preStop sleep from {now} to >= {want:g} s (endpoints took {max_lag:.2f} s to drop "
-               f"{worst} after its deletion); keep terminationGracePeriodSeconds ({grace:g} s) above it.")
-    return _finding(rule, title, cause, fix, "high", got, pods=per_pod, max_endpoint_lag_s=round(max_lag, 3),
+        fix = (f"Raise the preStop sleep from {now} to >= {want:g} s (the traffic path still routed to "
+               f"{worst} {lag:.2f} s after its deletion); keep terminationGracePeriodSeconds ({grace:g} s) above it.")
+    return _finding(rule, title, cause, fix, "high", got, pods=per_pod, routed_after_deletion_s=lag,
                     prestop_seconds=has, suggested_prestop_s=want)
 
 

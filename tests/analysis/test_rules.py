@@ -13,7 +13,7 @@ from tests.analysis.builders import RunBuilder, rollout, scenario_dict
 
 CASES = [
     # mistake, expected top rule, words the fix must contain
-    ("no-prestop", "no-prestop", ["preStop sleep >= 1.5 s", "1.00 s"]),
+    ("no-prestop", "no-prestop", ["preStop sleep >= 1.5 s", "still routed to api-a1 1.00 s after its deletion"]),
     ("no-graceful-shutdown", "no-graceful-shutdown", ["SIGTERM", "in flight"]),
     ("short-grace", "short-grace", ["terminationGracePeriodSeconds >= 7 s"]),
     ("no-readiness-probe", "no-readiness-probe", ["readinessProbe", "1.85 s"]),
