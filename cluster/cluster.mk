@@ -7,7 +7,7 @@ KUBECTL         := $(shell echo "$${ROLLOUT_HARNESS_CACHE:-$$HOME/.cache/rollout
 KUBECONFIG_E2E  := $(CURDIR)/.cache/cluster/kubeconfig
 export KUBECTL
 
-.PHONY: cluster-up cluster-down cluster-status cluster-check images e2e
+.PHONY: cluster-up cluster-down cluster-status cluster-check cluster-verify images e2e
 
 help: cluster-help
 .PHONY: cluster-help
@@ -16,6 +16,7 @@ cluster-help:
 	@echo "make cluster-down     stop it and remove everything it added to the host"
 	@echo "make cluster-status   daemons, node and pods"
 	@echo "make cluster-check    acceptance: 4 replicas, rollout restart, all 4 pods answer on 127.0.0.1:<nodePort>"
+	@echo "make cluster-verify   snapshot host, up, check, down with pods running, compare host (figures)"
 	@echo "make images           build the pause and sample-app images (imported if the cluster runs)"
 	@echo "make e2e              cluster-up, the e2e tests, cluster-down"
 
@@ -30,6 +31,9 @@ cluster-status:
 
 cluster-check:
 	KUBECTL=$(KUBECTL) python3 cluster/scripts/acceptance.py
+
+cluster-verify:
+	bash cluster/scripts/verify.sh
 
 images:
 	bash cluster/scripts/install-deps.sh
