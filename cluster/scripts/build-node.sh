@@ -17,7 +17,7 @@ fi
 
 command -v go >/dev/null || die "go toolchain not found (needed to build Kubernetes $K8S_VERSION)"
 mkdir -p "$BIN_DIR"
-export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--p=2} -trimpath -mod=mod -buildvcs=false"
+export CGO_ENABLED=0 GOFLAGS="-p=2 ${GOFLAGS:-} -trimpath -mod=readonly -buildvcs=false"
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
