@@ -17,10 +17,13 @@ The inference for new connections, per outcome:
     refused              a visible pod that was not listening: its listener
                          had closed or its process had exited (still routed
                          after termination), or it had not started yet
+    connect_timeout      a visible pod whose process had exited (a cluster
+                         drops SYNs to a pod whose network is gone) or ended
+                         while the connect was pending
     reset / closed /     a visible pod whose process exited, got SIGKILL or
     read_timeout / other began shutting down while the request was in flight;
                          failing that, one that was terminating or starting
-    connect_timeout,5xx  a visible pod that was starting or terminating
+    5xx without a pod    a visible pod that was starting or terminating
 
 When several candidates carry the same evidence the one whose evidence is
 nearest in time wins (``ambiguous`` marks such picks). The platform's ground
@@ -39,7 +42,8 @@ from harness.analysis.podlife import NEVER, PHASE_NAMES, PodLife, phase_at
 from harness.model.outcome import OUTCOMES, Outcome
 
 _CODE = {o: OUTCOMES.index(o) for o in Outcome}
-_CUT = np.array([_CODE[o] for o in (Outcome.RESET, Outcome.CLOSED, Outcome.READ_TIMEOUT, Outcome.OTHER)], np.int8)
+_CUT = np.array([_CODE[o] for o in (Outcome.RESET, Outcome.CLOSED, Outcome.READ_TIMEOUT, Outcome.OTHER,
+                                    Outcome.CONNECT_TIMEOUT)], np.int8)
 #: near-simultaneity allowed between an event and a request time
 TOL_NS = 50_000_000
 _CHUNK = 200_000
@@ -74,8 +78,10 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     started = v(p.started if p.started is not None else p.created)
     deletion = v(p.deletion)
     refused = code == _CODE[Outcome.REFUSED]
-    # refused: not listening yet (before it could serve) or any more
-    gone = refused & (t_conn >= not_accepting - TOL_NS)
+    # refused (or, on a cluster whose pod network is gone, a connect timeout):
+    # not listening any more, or not yet (before it could serve)
+    unanswered = refused | (code == _CODE[Outcome.CONNECT_TIMEOUT])
+    gone = unanswered & (t_conn >= not_accepting - TOL_NS)
     early = refused & (t_conn < serving) & ~gone
     score[gone | early] = 3
     dist[gone] = np.abs(t_conn[gone] - not_accepting)

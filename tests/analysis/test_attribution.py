@@ -103,3 +103,11 @@ def test_accuracy_is_reported_by_evidence(tmp_path, mistake):
     acc = analyse(rollout(tmp_path / mistake, mistake)).summary["attribution"]["accuracy"]
     assert acc["failures_with_ground_truth"] == sum(v["failures"] for v in acc["by_evidence"].values())
     assert acc["correct"] == acc["failures_with_ground_truth"]
+
+
+def test_connect_timeout_goes_to_the_pod_whose_process_is_gone(tmp_path):
+    # a cluster drops SYNs to a pod whose network is gone: a timeout, not a refusal
+    b = _two_pods(tmp_path)
+    b.request(2.3, Outcome.CONNECT_TIMEOUT, route_pod="api-a1", latency_ms=1000)
+    row = _failures(b).iloc[0]
+    assert (row["pod"], row["how"], row["phase"]) == ("api-a1", "endpoints", "terminating")
