@@ -99,3 +99,22 @@ def test_log_stream_reopened_after_a_drop_skips_what_was_read(tmp_path: Path):
     assert kube.opened == 2
     assert [d["event"] for *_, d in sink.steps] == ["e0", "e1", "e2", "e3"]
     assert (tmp_path / "api-1.log").read_text().count("\n") == 4
+
+
+def kubelet_event(uid: str, reason: str, message: str, count: int, last: str) -> dict:
+    return {"metadata": {"uid": uid, "name": f"api-1.{uid}"}, "reason": reason, "message": message,
+            "count": count, "lastTimestamp": last, "firstTimestamp": last, "eventTime": None,
+            "involvedObject": {"kind": "Pod", "name": "api-1"}}
+
+
+def test_events_from_before_the_run_are_history():
+    from harness.platforms.kubernetes import apitime
+    from harness.platforms.kubernetes.eventtrack import EventTracker
+
+    since = apitime.parse("2026-11-26T04:40:00Z")[0]
+    t = EventTracker(has_prestop=lambda pod: False, since_wall_ns=since)
+    old = kubelet_event("e1", "Unhealthy", "Readiness probe failed: connection refused", 7, "2026-11-26T03:10:00Z")
+    assert t.update(old) == []
+    again = kubelet_event("e1", "Unhealthy", "Readiness probe failed: connection refused", 8, "2026-11-26T04:40:05Z")
+    assert [(str(s.kind), s.detail["count"]) for s in t.update(again)] == [("probe_failed", 8)]
+    assert t.update(again) == []  # the same occurrence delivered twice
