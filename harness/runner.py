@@ -201,6 +201,8 @@ def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, r
         run_dir, status=state.status, error=state.error,
         finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         traffic={"asked_rate": scenario.traffic.rate, "achieved_rate": summary.get("achieved_rate"),
+                 # one in-process engine: the platform's resolver is called on its loop
+                 "engine_workers": 1, "asked_workers": scenario.traffic.workers,
                  "send_lag_ms": summary.get("send_lag_ms"), "dropped": summary.get("dropped")},
         rollout={"completed": "settle" in state.phase_t_ns, "error": state.error if state.status in (
             ROLLOUT_FAILED, DEPLOY_FAILED) else None},
