@@ -17,6 +17,9 @@ case "${1:-}" in
       for d in "${SHARED_DIRS[@]}"; do [[ -e "$d" ]] && printf 'dir %s\n' "$d"; done
       for n in $(ls /run/netns 2>/dev/null); do printf 'netns %s\n' "$n"; done
       for d in /sys/fs/cgroup/*/kubepods; do [[ -d "$d" ]] && printf 'cgroup %s\n' "$d"; done
+      # iptables-nft creates a table the first time a rule goes into it.
+      iptables-save 2>/dev/null | sed -n 's/^\*/nft-table ip /p'
+      ip6tables-save 2>/dev/null | sed -n 's/^\*/nft-table ip6 /p' 
     } > "$BEFORE.tmp"
     mv "$BEFORE.tmp" "$BEFORE"
     ;;
@@ -30,6 +33,17 @@ case "${1:-}" in
         [[ "$(sysctl -n "$name" 2>/dev/null)" == "$value" ]] || sysctl -qw "$name=$value" || true
       fi
     done < "$BEFORE"
+    # nftables tables iptables-nft created for us, if they hold no rule now.
+    if command -v nft >/dev/null; then
+      for family in ip ip6; do
+        save=iptables-save; [[ $family == ip6 ]] && save=ip6tables-save
+        for t in $($save 2>/dev/null | sed -n 's/^\*//p'); do
+          grep -qxF "nft-table $family $t" "$BEFORE" && continue
+          [[ -z "$($save -t "$t" 2>/dev/null | grep -E '^-A|^:[A-Z0-9_-]+ - ' | grep -vE '^:(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) ' || true)" ]] \
+            && nft delete table "$family" "$t" 2>/dev/null || true
+        done
+      done
+    fi
     for d in "${SHARED_DIRS[@]}"; do
       if [[ -e "$d" ]] && ! grep -qxF "dir $d" "$BEFORE"; then
         # /run/netns may hold others' namespaces by now: remove it only if empty.

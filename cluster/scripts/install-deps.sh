@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(containerd runc containernetworking-plugins iptables conntrack openssl
-          debootstrap iproute2 kmod ca-certificates)
+          debootstrap iproute2 ca-certificates gettext-base nftables)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
