@@ -4,7 +4,8 @@
 # directories existed, so down removes only what up created.
 source "$(dirname "$0")/lib.sh"
 BEFORE="$STATE/host-before.env"
-SHARED_DIRS=(/run/containerd /var/lib/cni /var/log/containers /var/log/pods /run/netns)
+# /var/lib/kubelet: the device-plugin socket path is fixed in the kubelet, whatever --root-dir says.
+SHARED_DIRS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers /var/log/pods /run/netns)
 
 case "${1:-}" in
   record)

@@ -13,6 +13,6 @@ report interfaces "$(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | g
 report iptables "$(iptables-save 2>/dev/null | grep -E '(KUBE|CNI)-' || true)"
 report ip6tables "$(ip6tables-save 2>/dev/null | grep -E '(KUBE|CNI)-' || true)"
 report cgroups "$(ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null || true)"
-report directories "$(ls -d /run/containerd /var/lib/cni /var/log/containers /var/log/pods 2>/dev/null || true)"
+report directories "$(ls -d /run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers /var/log/pods 2>/dev/null || true)"
 (( found == 0 )) && log "no leftovers: processes, mounts, netns, interfaces, iptables, cgroups all clean"
 exit $found
