@@ -150,6 +150,9 @@ class Engine:
         self.target = Target(config.url, method=config.method, headers=config.headers, pod_header=config.pod_header)
         self.resolver = resolver or StaticResolver(self.target.host, self.target.port)
         self.pod_header_needles = self.target.pod_header_needles
+        self._req_prefix = self.target.prefix
+        self._req_keepalive = self.target.suffix_keepalive
+        self._req_close = self.target.suffix_close
         self.path = Path(out_dir) / f"worker-{worker:03d}.arrow"
         self.writer = RequestWriter(self.path, worker=worker)
         # bound methods of the writer's buffers, for the per-response hot path
@@ -160,7 +163,7 @@ class Engine:
         self.live = LiveStats()
         self._start_ns = start_ns
         self._anchor = clock.monotonic_anchor_ns
-        self._pod_names: dict[bytes, str] = {}
+        self.pod_names: dict[bytes, str] = {}  # raw header value -> pod name
         self._idle: list[Conn] = []
         self._all: set[Conn] = set()
         self._waiting: collections.deque[tuple[int, int]] = collections.deque()
@@ -302,7 +305,8 @@ class Engine:
         lag = now - sched
         if lag > self.live.lag_max_ns:
             self.live.lag_max_ns = lag
-        conn.send(seq, sched, now, now + self._read_timeout_ns, self.target.request(seq, conn.keepalive))
+        conn.send(seq, sched, now, now + self._read_timeout_ns,
+                  b"%b%d%b" % (self._req_prefix, seq, self._req_keepalive if conn.keepalive else self._req_close))
 
     def _dial(self, seq: int, sched: int, now: int, keepalive: bool) -> None:
         route = self.resolver.pick()
@@ -353,9 +357,10 @@ class Engine:
         conn.send(seq, sched, sent, self._now() + self._read_timeout_ns, self.target.request(seq, conn.keepalive))
 
     def pod_name(self, raw: bytes) -> str:
-        name = self._pod_names.get(raw)
+        """Decode (once per distinct value) the pod header's raw bytes."""
+        name = self.pod_names.get(raw)
         if name is None:
-            name = self._pod_names[raw] = raw.decode("latin-1")
+            name = self.pod_names[raw] = raw.strip().decode("latin-1")
         return name
 
     # -- called by Conn -----------------------------------------------------------
@@ -408,8 +413,8 @@ class Engine:
     def conn_failed(self, conn: Conn, exc: BaseException, stage: str) -> None:
         """A protocol error on a request in flight (malformed response)."""
         outcome, err, text = classify_error(exc, stage, got_bytes=True)
-        self._record(conn.seq, conn.sched_ns, conn.sent_ns, self._now(), OUTCOME_CODE[outcome], conn.status, err,
-                     text, conn.conn_id, conn.served > 0, conn.pod, conn.route_pod)
+        self._record(conn.seq, conn.sched_ns, conn.sent_ns, self._now(), OUTCOME_CODE[outcome], conn.status_so_far(),
+                     err, text, conn.conn_id, conn.served > 0, conn.pod, conn.route_pod)
         conn.seq = -1
         self._inflight -= 1
         self._retire(conn)
@@ -419,8 +424,8 @@ class Engine:
     # -- internals -------------------------------------------------------------
     def _lost_inflight(self, conn: Conn, exc, stage: str, seq: int, sched: int, sent: int) -> None:
         outcome, err, text = classify_error(exc, stage, got_bytes=conn.got_bytes)
-        self._record(seq, sched, sent, self._now(), OUTCOME_CODE[outcome], conn.status, err, text, conn.conn_id,
-                     conn.served > 0, conn.pod, conn.route_pod)
+        self._record(seq, sched, sent, self._now(), OUTCOME_CODE[outcome], conn.status_so_far(), err, text,
+                     conn.conn_id, conn.served > 0, conn.pod, conn.route_pod)
         conn.seq = -1
         self._inflight -= 1
         self._retire(conn)
@@ -472,7 +477,8 @@ class Engine:
     def _sweep(self) -> None:
         now = self._now()
         for conn in [c for c in self._all if c.seq >= 0 and now > c.deadline_ns]:
-            self._record(conn.seq, conn.sched_ns, conn.sent_ns, now, _READ_TIMEOUT, conn.status, _errno.ETIMEDOUT,
+            self._record(conn.seq, conn.sched_ns, conn.sent_ns, now, _READ_TIMEOUT, conn.status_so_far(),
+                         _errno.ETIMEDOUT,
                          "no response before the read timeout", conn.conn_id, conn.served > 0, conn.pod,
                          conn.route_pod)
             conn.seq = -1

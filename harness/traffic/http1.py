@@ -96,36 +96,33 @@ class Conn:
             self.reusable = False
             return
         self.got_bytes = True
-        if self.head is not None:
-            self._scan_head(data)
+        head = self.head
+        if head is not None:
+            # The pod header, from the header block (almost always all in the first chunk):
+            # one exact find in the common case; other casings and split blocks are rarer.
+            buf = b"".join(head) + data if head else data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.head = [buf]  # the header block continues in the next chunk
+            else:
+                self.head = None
+                needle = self.engine.pod_header_needles[0]
+                i = buf.find(needle, 0, end)
+                if i < 0:
+                    needle = self.engine.pod_header_needles[1]
+                    i = buf.find(needle, 0, end)
+                    if i < 0:
+                        i = buf[:end].lower().find(needle)
+                if i >= 0:
+                    start = i + len(needle)
+                    raw = buf[start:buf.find(b"\r\n", start, end + 2)]
+                    self.pod = self.engine.pod_names.get(raw) or self.engine.pod_name(raw)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.engine.conn_failed(self, ValueError("unexpected protocol upgrade"), "read")
         except httptools.HttpParserError as exc:
             self.engine.conn_failed(self, ValueError(f"malformed HTTP response: {exc}"), "read")
-
-    def _scan_head(self, data: bytes) -> None:
-        """Read the pod header from the header block (usually all in the first
-        chunk): two exact finds in the common case, a lower-cased search only
-        when the header is cased unusually or absent."""
-        buf = b"".join(self.head) + data if self.head else data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            self.head = [buf]  # header block continues in the next chunk
-            return
-        self.head = None
-        exact, lower = self.engine.pod_header_needles
-        i = buf.find(exact, 0, end)
-        if i < 0:
-            i = buf.find(lower, 0, end)
-            if i < 0:
-                i = buf[:end].lower().find(lower)
-                if i < 0:
-                    return
-        start = i + len(exact)
-        j = buf.find(b"\r\n", start, end + 2)
-        self.pod = self.engine.pod_name(buf[start:j].strip())
 
     def eof_received(self):
         return False  # let the transport close; connection_lost reports it
@@ -141,12 +138,21 @@ class Conn:
         pass
 
     # -- httptools callbacks ------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-
     def on_message_complete(self) -> None:
-        self.reusable = self.reusable and self.parser.should_keep_alive()
+        parser = self.parser
+        self.status = parser.get_status_code()
+        self.reusable = self.reusable and parser.should_keep_alive()
         self.engine.conn_done(self)
+
+    def status_so_far(self) -> int:
+        """The status of a response cut short: only if this request got bytes
+        (the parser still holds the previous response's status otherwise)."""
+        if not self.got_bytes:
+            return 0
+        try:
+            return self.parser.get_status_code()
+        except Exception:  # noqa: BLE001 - no status line parsed yet
+            return 0
 
     # -- driven by the engine -----------------------------------------------
     def send(self, seq: int, sched_ns: int, sent_ns: int, deadline_ns: int, request: bytes) -> None:

@@ -109,3 +109,20 @@ def test_error_text_is_normalised_without_addresses():
     a = normalise_error("Connect call failed ('127.0.0.1', 43211)")
     b = normalise_error("Connect call failed ('127.0.0.1', 51234)")
     assert a == b and "127.0.0.1" not in a
+
+
+def _ok_then_close(conn):
+    servers.read_request(conn)
+    conn.sendall(servers.RESPONSE_OK)
+    servers.read_request(conn)
+    conn.close()
+
+
+def test_status_of_a_cut_response_is_its_own_never_the_previous_ones(tmp_path, server_factory):
+    partial = server_factory(servers.close_after_partial)
+    _, df = run_engine(tmp_path / "a", partial.url, rate=20, duration=0.05)
+    assert list(df.outcome.astype(str)) == ["closed"] and list(df.status) == [200]  # headers of 200 arrived
+    reused = server_factory(_ok_then_close)
+    _, df = run_engine(tmp_path / "b", reused.url, rate=20, duration=0.1, connections=1)  # 2 requests, 1 connection
+    assert list(df.outcome.astype(str)) == ["ok", "closed"]
+    assert list(df.status) == [200, 0] and list(df.conn_reused) == [False, True]
