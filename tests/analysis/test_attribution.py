@@ -111,3 +111,13 @@ def test_connect_timeout_goes_to_the_pod_whose_process_is_gone(tmp_path):
     b.request(2.3, Outcome.CONNECT_TIMEOUT, route_pod="api-a1", latency_ms=1000)
     row = _failures(b).iloc[0]
     assert (row["pod"], row["how"], row["phase"]) == ("api-a1", "endpoints", "terminating")
+
+
+def test_two_pods_in_the_same_state_make_an_ambiguous_pick(tmp_path):
+    b = _two_pods(tmp_path)
+    b.event(2, "api-a2", EventKind.DELETION_REQUESTED).event(2, "api-a2", EventKind.SIGTERM_SENT)
+    b.app(2.001, "api-a2", "listener_closed").app(2.01, "api-a2", "exiting")
+    b.event(3, "api-a2", EventKind.ENDPOINT_REMOVED)
+    b.request(2.2, Outcome.REFUSED, route_pod="api-a2", sent=False)
+    row = _failures(b).iloc[0]
+    assert row["pod"] in ("api-a1", "api-a2") and row["ambiguous"]
