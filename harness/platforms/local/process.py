@@ -178,14 +178,19 @@ class _Spawner:
         self.setpriv = shutil.which("setpriv")
 
     def _serve(self) -> None:
-        while True:
+        while True:  # this thread must never die: the children's death signal is tied to it
             fn, fut, loop = self._q.get()
+            result, error = None, None
             try:
                 result = fn()
-            except BaseException as exc:  # handed to the awaiting task
-                loop.call_soon_threadsafe(_settle, fut, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, fut, result, None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+            except RuntimeError:  # the loop closed while we forked: nobody will own this child
+                if result is not None:
+                    kill_group(result.pid)
+                    result.wait()
 
     async def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         with self._lock:
