@@ -74,8 +74,12 @@ def test_no_prestop_failures_hit_terminating_pods(run_scenario):
         for phase, n in per_pod.items():
             phases[phase] = phases.get(phase, 0) + n
     on_terminating = sum(n for ph, n in phases.items() if ph in TERMINATING)
-    assert run.summary["failed"] > 0
-    assert on_terminating >= 0.9 * run.summary["failed"], phases
+    assert run.summary["failed"] > 0 and run.summary["top_finding"] == "no-prestop"
+    # Not all: kube-proxy applies an endpoint removal up to ~1 s (iptables
+    # minSyncPeriod) after the EndpointSlice update the watch sees, and a new
+    # connection to the vanished pod IP in that window times out with no
+    # terminating pod visible to the analysis (see docs/kubernetes.md).
+    assert on_terminating >= 0.75 * run.summary["failed"], phases
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
