@@ -7,6 +7,9 @@
 source "$(dirname "$0")/lib.sh"
 source "$CLUSTER_DIR/scripts/daemons.sh"
 [[ $EUID -eq 0 ]] || die "cluster-down needs root"
+# Teardown is best effort: one step failing (a cgroup vanishing mid-walk, a
+# rule already gone) must not stop the steps after it.
+set +e
 HOST_STATE="$CLUSTER_DIR/scripts/host-state.sh"
 ctr_() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
@@ -32,7 +35,7 @@ kill_pod_cgroups() {
   for d in /sys/fs/cgroup/*/kubepods; do
     [[ -d "$d" ]] || continue
     bash "$HOST_STATE" had cgroup "$d" && continue
-    pids="$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)"
+    pids="$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
     [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
   done
 }
