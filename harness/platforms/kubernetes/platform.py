@@ -53,11 +53,10 @@ class KubernetesPlatform:
     name = "kubernetes"
 
     def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter,
-                 *, api: KubeApi | None = None, http_check: Callable[[str], Any] | None = None):
+                 *, api: KubeApi | None = None):
         self.sc, self.run_dir, self.clock, self.events = scenario, Path(run_dir), clock, events
         self.kube = scenario.kubernetes
         self.api: KubeApi | None = api
-        self._http_check = http_check
         self.mode = self.kube.mode
         # the run dir's name plus a random suffix: two runs into dirs of the same
         # name (--out .../run) must never share a namespace or a run label
@@ -254,8 +253,6 @@ class KubernetesPlatform:
 
     async def _target_answers(self) -> bool:
         url = self.target_url()
-        if self._http_check is not None:
-            return bool(await self._http_check(url))
         import httpx
 
         try:

@@ -3,6 +3,9 @@ patches and deletes, in which namespace, and what it records."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+
 import anyio
 import pytest
 
@@ -52,15 +55,36 @@ class Cluster(FakeKube):
         return dep
 
 
-def make(tmp_path, api, **kube):
-    sc = scenario_from_dict({"name": "t", "deployment": {"replicas": 2, "progressDeadlineSeconds": 5},
-                             "kubernetes": kube})
-    run_dir = tmp_path / "20261126T044000-0001"
-    events = EventWriter(run_dir / "events.jsonl")
+@pytest.fixture(scope="module")
+def app_url():
+    """A real HTTP server on loopback standing in for the NodePort."""
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    async def answers(url):
-        return True
-    return KubernetesPlatform(sc, run_dir, RunClock.start(), events, api=api, http_check=answers), run_dir
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def make(tmp_path, app_url):
+    def make(api, **kube):
+        kube.setdefault("url", app_url)
+        if "target" in kube:
+            kube["target"]["url"] = app_url
+        sc = scenario_from_dict({"name": "t", "deployment": {"replicas": 2, "progressDeadlineSeconds": 5},
+                                 "kubernetes": kube})
+        run_dir = tmp_path / "20261126T044000-0001"
+        events = EventWriter(run_dir / "events.jsonl")
+        return KubernetesPlatform(sc, run_dir, RunClock.start(), events, api=api), run_dir
+    return make
 
 
 def run(platform, *, disrupt=True):
@@ -72,64 +96,64 @@ def run(platform, *, disrupt=True):
     anyio.run(main)
 
 
-def test_managed_run_creates_rolls_out_and_deletes_its_namespace(tmp_path):
+def test_managed_run_creates_rolls_out_and_deletes_its_namespace(make):
     api = Cluster()
-    p, run_dir = make(tmp_path, api)
+    p, run_dir = make(api)
     run(p)
     ns = p.namespace
     assert ns.startswith("rollout-harness-20261126t044000-0001-") and ns.islower() and len(ns) <= 63
     made = [c for c in api.calls if c[0] in ("create_namespace", "create", "patch", "delete_namespace")]
     assert [c[:2] for c in made] == [("create_namespace", ns), ("create", "deployments"), ("create", "services"),
                                      ("patch", "deployments"), ("delete_namespace", ns)]
-    assert p.target_url() == "http://127.0.0.1:31234/work" and p.resolver() is None
+    assert p.target_url().endswith("/work") and p.resolver() is None
     kinds = [e["kind"] for e in read_events(run_dir)]
     assert kinds[-2:] == ["rollout_started", "rollout_complete"]
     assert (run_dir / "kube-watch.jsonl").exists()
 
 
-def test_existing_namespace_deletes_only_what_the_run_created(tmp_path):
+def test_existing_namespace_deletes_only_what_the_run_created(make):
     api = Cluster()
-    p, _ = make(tmp_path, api, namespace="team-a")
+    p, _ = make(api, namespace="team-a")
     run(p, disrupt=False)
     assert not any(c[0] in ("create_namespace", "delete_namespace") for c in api.calls)
     assert [c for c in api.calls if c[0] == "delete"] == [("delete", "services", "api"),
                                                           ("delete", "deployments", "api")]
 
 
-def test_target_mode_creates_and_deletes_nothing(tmp_path):
+def test_target_mode_creates_and_deletes_nothing(make):
     api = Cluster()
     api.objects[("deployments", "shop")] = {
         "metadata": {"name": "shop", "generation": 1},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
                  "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "web"}]}}}}
     api._status(api.objects[("deployments", "shop")])
-    p, _ = make(tmp_path, api, mode="target",
+    p, _ = make(api, mode="target",
                 target={"deployment": "shop", "namespace": "prod", "url": "http://127.0.0.1:30080"})
     run(p)
     assert not any(c[0] in ("create", "delete", "create_namespace", "delete_namespace") for c in api.calls)
     patch = next(c[3] for c in api.calls if c[0] == "patch")
     assert patch["spec"]["template"]["spec"]["containers"][0]["name"] == "web"
-    assert p.target_url() == "http://127.0.0.1:30080/work"
+    assert p.target_url().endswith("/work")
 
 
-def test_target_deployment_missing_is_bad_input(tmp_path):
-    p, _ = make(tmp_path, Cluster(), mode="target",
+def test_target_deployment_missing_is_bad_input(make):
+    p, _ = make(Cluster(), mode="target",
                 target={"deployment": "shop", "namespace": "prod", "url": "http://127.0.0.1:30080"})
     with pytest.raises(BadInput, match="no Deployment 'shop' in namespace 'prod'"):
         run(p)
 
 
-def test_stuck_rollout_is_inconclusive_and_still_tears_down(tmp_path):
+def test_stuck_rollout_is_inconclusive_and_still_tears_down(make):
     api = Cluster(stuck=True)
-    p, run_dir = make(tmp_path, api)
+    p, run_dir = make(api)
     with pytest.raises(PlatformError, match="stuck"):
         run(p)
     assert api.calls[-1][0] == "delete_namespace"
 
 
-def test_image_not_loaded_fails_before_load_with_the_fix(tmp_path):
+def test_image_not_loaded_fails_before_load_with_the_fix(make):
     api = Cluster(waiting={"reason": "ErrImageNeverPull", "message": "image not present with pull policy Never"})
-    p, _ = make(tmp_path, api)
+    p, _ = make(api)
     with pytest.raises(BadInput, match="make kind-load"):
         run(p, disrupt=False)
     assert api.calls[-1][0] == "delete_namespace"
