@@ -380,10 +380,20 @@ class Engine:
         self._inflight -= 1
         if conn.keepalive and conn.reusable and not self._stopping:
             if not self._interval and not self._waiting and not self._new_ratio:
-                # closed loop, keep-alive only: the freed connection carries the next request
-                self._send(conn, self._seq, now, now)
+                # closed loop, keep-alive only: the freed connection carries the next
+                # request at once (Conn.send and _send inlined: this is the capacity path)
+                seq = self._seq
+                self._seq = seq + self.workers
+                self._inflight += 1
                 self.live.issued += 1
-                self._seq += self.workers
+                conn.seq = seq
+                conn.sched_ns = conn.sent_ns = now
+                conn.deadline_ns = now + self._read_timeout_ns
+                conn.status = 0
+                conn.pod = None
+                conn.head = []
+                conn.got_bytes = False
+                conn.transport.write(b"%b%d%b" % (self._req_prefix, seq, self._req_keepalive))
                 return
             self._reuse(conn, now)
         else:
