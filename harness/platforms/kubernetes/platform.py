@@ -300,7 +300,7 @@ class KubernetesPlatform:
 
     def _sink(self, source: SourceKind) -> Callable[[int, Step], None]:
         def emit(t_ns: int, step: Step) -> None:
-            self.events.emit(t_ns, step.pod, step.kind, source, **step.detail)
+            self.events.emit(t_ns if step.at_ns is None else step.at_ns, step.pod, step.kind, source, **step.detail)
         return emit
 
     def _follow_logs(self, pod: str, container: str) -> None:

@@ -23,6 +23,8 @@ class Step(NamedTuple):
     pod: str
     kind: K
     detail: dict[str, Any]
+    #: a step inferred after the fact carries its own time; None: stamped on arrival
+    at_ns: int | None = None
 
 
 @dataclass
@@ -37,6 +39,8 @@ class _PodState:
     running: set[str] = field(default_factory=set)  # containers running now
     has_prestop: bool = False
     phase: str = ""
+    deletion_seen_ns: int | None = None
+    grace_s: float | None = None
 
 
 def _condition(pod: dict, ctype: str) -> dict | None:
@@ -57,8 +61,10 @@ class PodTracker:
     start (the platform starts following its log there).
     """
 
-    def __init__(self, *, clock=None, on_container_started: Callable[[str, str], None] | None = None):
+    def __init__(self, *, clock=None, on_container_started: Callable[[str, str], None] | None = None,
+                 now: Callable[[], int] | None = None):
         self._clock = clock
+        self._now = now or (clock.now if clock is not None else None)
         self._pods: dict[str, _PodState] = {}
         self._lock = threading.Lock()
         self._on_started = on_container_started
@@ -107,9 +113,9 @@ class PodTracker:
             self._prestop[name] = st.has_prestop
             st.phase = pod.get("status", {}).get("phase", "")
             steps += self._scheduled(st, pod)
+            steps += self._deletion(st, pod)
             steps += self._containers(st, pod, started)
             steps += self._readiness(st, pod)
-            steps += self._deletion(st, pod)
         if self._on_started:
             for pod_name, container in started:
                 self._on_started(pod_name, container)
@@ -177,7 +183,18 @@ class PodTracker:
             detail["signal"] = term["signal"]
         if term.get("startedAt"):
             detail["started_at"] = term["startedAt"]
-        return [Step(st.name, K.APP_EXITED, detail)]
+        return [Step(st.name, K.APP_EXITED, detail)] + self._sigkilled(st, term)
+
+    def _sigkilled(self, st: _PodState, term: dict) -> list[Step]:
+        """The kubelet reports no SIGKILL; exit code 137 (128 + 9) during a
+        deletion means the grace period ran out, and the kubelet's grace timer
+        started as the deletion was seen: SIGKILL at deletion + grace period."""
+        if (term.get("exitCode") != 137 or term.get("reason") == "OOMKilled" or not st.deletion
+                or st.deletion_seen_ns is None or st.grace_s is None or self._now is None):
+            return []
+        at = min(st.deletion_seen_ns + int(st.grace_s * 1e9), self._now())
+        return [Step(st.name, K.SIGKILL_SENT, {"estimated": "deletion seen + grace period (exit code 137)",
+                                               "grace_period_seconds": st.grace_s}, at_ns=at)]
 
     def _readiness(self, st: _PodState, pod: dict) -> list[Step]:
         cond = _condition(pod, "Ready")
@@ -201,6 +218,8 @@ class PodTracker:
             return []
         st.deletion = True
         grace = meta.get("deletionGracePeriodSeconds")
+        st.grace_s = float(grace) if grace is not None else None
+        st.deletion_seen_ns = self._now() if self._now is not None else None
         detail: dict[str, Any] = {"deletion_timestamp": deadline, "grace_period_seconds": grace}
         parsed = apitime.parse(deadline)
         if parsed and grace is not None and self._clock is not None:

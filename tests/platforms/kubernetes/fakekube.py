@@ -141,7 +141,7 @@ class Sink:
         self.steps: list[tuple[int, str, str, dict]] = []
 
     def __call__(self, t_ns, step) -> None:
-        self.steps.append((t_ns, step.pod, str(step.kind), step.detail))
+        self.steps.append((t_ns if step.at_ns is None else step.at_ns, step.pod, str(step.kind), step.detail))
 
     def kinds(self, pod: str | None = None) -> list[str]:
         return [k for _, p, k, _ in self.steps if pod is None or p == pod]

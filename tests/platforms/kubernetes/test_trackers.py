@@ -118,3 +118,30 @@ def test_events_from_before_the_run_are_history():
     again = kubelet_event("e1", "Unhealthy", "Readiness probe failed: connection refused", 8, "2026-11-26T04:40:05Z")
     assert [(str(s.kind), s.detail["count"]) for s in t.update(again)] == [("probe_failed", 8)]
     assert t.update(again) == []  # the same occurrence delivered twice
+
+
+def test_sigkill_is_inferred_from_exit_137_during_deletion_at_deletion_plus_grace():
+    now = iter([10_000_000_000, 17_500_000_000]).__next__  # deletion seen at 10 s, exit seen at 17.5 s
+    t = PodTracker(now=now)
+
+    def pod(rv, **extra):
+        meta = {"uid": "u", "name": "api-1", "resourceVersion": str(rv),
+                "deletionTimestamp": "2026-11-26T04:40:29Z", "deletionGracePeriodSeconds": 6}
+        return {"metadata": meta, "status": {"containerStatuses": [{"name": "app", "state": extra}]}}
+
+    t.update(pod(1, running={"startedAt": "2026-11-26T04:40:00Z"}))
+    steps = t.update(pod(2, terminated={"exitCode": 137, "reason": "Error", "containerID": "c1"}))
+    kill = [s for s in steps if str(s.kind) == "sigkill_sent"]
+    assert len(kill) == 1 and kill[0].at_ns == 16_000_000_000
+
+
+def test_exit_137_without_deletion_or_from_oom_is_no_sigkill_by_the_kubelet():
+    t = PodTracker(now=lambda: 0)
+    oom = {"metadata": {"uid": "u", "name": "api-1", "deletionTimestamp": "2026-11-26T04:40:29Z",
+                        "deletionGracePeriodSeconds": 6},
+           "status": {"containerStatuses": [{"name": "app", "state": {
+               "terminated": {"exitCode": 137, "reason": "OOMKilled", "containerID": "c1"}}}]}}
+    assert "sigkill_sent" not in [str(s.kind) for s in t.update(oom)]
+    crash = {"metadata": {"uid": "v", "name": "api-2"}, "status": {"containerStatuses": [{"name": "app", "state": {
+        "terminated": {"exitCode": 137, "reason": "Error", "containerID": "c2"}}}]}}
+    assert "sigkill_sent" not in [str(s.kind) for s in t.update(crash)]
