@@ -61,6 +61,7 @@ class KubernetesPlatform:
         # the run dir's name plus a random suffix: two runs into dirs of the same
         # name (--out .../run) must never share a namespace or a run label
         self.run_id = f"{self.run_dir.name}-{secrets.token_hex(3)}"
+        self.run_label = manifests.run_label_value(self.run_id)
         self.namespace = ""
         self.deployment = scenario.deployment.name
         self.container = manifests.CONTAINER
@@ -114,7 +115,7 @@ class KubernetesPlatform:
             "context": context, "server": getattr(self.api, "server", ""),
             "server_version": version.get("gitVersion", ""), "mode": self.mode,
             "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
-            "namespace_per_run": self._owns_namespace,
+            "namespace_per_run": self._owns_namespace, "run_label": self.run_label,
             "rounding": self._notes})
 
     async def disrupt(self) -> None:
@@ -149,6 +150,8 @@ class KubernetesPlatform:
         if self._owns_namespace:
             await self._call(api.create_namespace, rendered.namespace)
             atexit.register(self._teardown_sync)
+        # recorded at once, so a run killed while deploying still names what it left
+        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label})
         run_selector = f"{manifests.RUN_LABEL}={rendered.deployment['spec']['selector']['matchLabels'][manifests.RUN_LABEL]}"
         await self._start_watches(pod_selector=run_selector, service=self.deployment,
                                   accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
