@@ -91,12 +91,12 @@ def assert_rolled_out(proc, run_dir: Path) -> None:
     m = manifest(run_dir)
     assert m["status"] == "complete", (m.get("error"), proc.stderr[-2000:])
     kinds = Counter(e["kind"] for e in read_events(run_dir))
-    assert kinds["rollout_started"] == 1 and kinds["rollout_complete"] == 1
-    assert kinds["pod_created"] == 8 and kinds["pod_deleted"] == 4
+    assert kinds["rollout_started"] == 1 and kinds["rollout_complete"] == 1, kinds
+    assert kinds["pod_created"] == 8 and kinds["pod_deleted"] == 4, kinds
     table, _ = read_requests_table(run_dir)
     reused = table.column("conn_reused").to_pylist()
     assert any(reused) and not all(reused), "both keep-alive and new-connection traffic"
-    assert table.num_rows >= 500 * 4, "at least 500 req/s"
+    assert table.num_rows >= 500 * 4, ("at least 500 req/s", table.num_rows)
     assert not wait_dead(replica_pids(run_dir))
 
 
@@ -123,7 +123,7 @@ def test_no_prestop_refuses_new_connections_during_terminations(tmp_path):
     refused_pods = {p for p, o in zip(table.column("route_pod").to_pylist(),
                                       table.column("outcome").combine_chunks().cast("string").to_pylist())
                     if o == "refused"}
-    assert refused_pods and refused_pods <= deleted
+    assert refused_pods and refused_pods <= deleted, (refused_pods, deleted)
 
 
 @pytest.mark.slow
