@@ -67,6 +67,26 @@ umount_under() {
 }
 umount_under "$STATE/"
 
+# Leftovers of a cluster from another checkout whose daemons were killed without
+# cluster-down (e.g. a session ended): its shims and mounts sit under
+# <checkout>/.cache/cluster. Only state dirs whose containerd no longer answers.
+foreign_states() {
+  { pgrep -af 'containerd-shim-runc-v2' | grep -o -- '-address [^ ]*/\.cache/cluster/containerd/containerd\.sock' \
+      | sed 's|^-address ||; s|/containerd/containerd\.sock$||'
+    awk '{print $5}' /proc/self/mountinfo | grep -o '^.*/\.cache/cluster/' | sed 's|/$||'
+  } | sort -u | grep -vxF "$STATE"
+}
+for other in $(foreign_states); do
+  timeout 5 ctr -a "$other/containerd/containerd.sock" version >/dev/null 2>&1 && continue
+  log "cleaning leftovers of a dead cluster in $other"
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $other/containerd/containerd.sock"); do kill -KILL "$pid"; done
+  umount_under "$other/"
+  # Its record of the host as it found it is the true one: put that back, not ours.
+  if [[ -f "$other/host-before.env" ]]; then
+    mkdir -p "$STATE" && mv -f "$other/host-before.env" "$STATE/host-before.env"
+  fi
+done
+
 # Network namespaces: the sandboxes' and any cni-* one that was not there before up.
 for n in "${sandbox_netns[@]}" $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
   bash "$HOST_STATE" had netns "$n" && continue

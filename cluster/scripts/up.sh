@@ -12,6 +12,14 @@ bash "$CLUSTER_DIR/scripts/install-deps.sh"
 bash "$CLUSTER_DIR/scripts/build-node.sh"
 bash "$CLUSTER_DIR/images/build-images.sh"
 
+# One cluster per machine: names, ports and the node IP are fixed.
+other="$(pgrep -af 'k8s-node (etcd|kube-apiserver|kubelet) ' | grep -vF "$STATE/" | head -n 1 || true)"
+[[ -z "$other" ]] || die "another e2e cluster is running from a different checkout: $other -- run make cluster-down there first"
+if [[ ! -f "$STATE/host-before.env" ]] && ip link show "$NODE_IF" >/dev/null 2>&1; then
+  log "leftovers of an earlier cluster ($NODE_IF exists, no record here); cleaning them first"
+  bash "$CLUSTER_DIR/scripts/down.sh"
+fi
+
 running=0
 for c in "${COMPONENTS[@]}"; do alive "$c" && running=$((running + 1)); done
 if (( running == ${#COMPONENTS[@]} )) && kubectl --kubeconfig "$KUBECONFIG_ADMIN" get node "$NODE_NAME" >/dev/null 2>&1; then
