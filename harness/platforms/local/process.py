@@ -18,6 +18,7 @@ import ctypes
 import json
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -126,26 +127,28 @@ PROCESS_GROUPS = ProcessGroups()
 class PortAllocator:
     """A fresh port for each replica, never reused within a run (a stale proxy
     view must reach a dead port, not the next pod), below the kernel's
-    ephemeral range so the engine's outgoing connections cannot hold it."""
+    ephemeral range so the engine's outgoing connections cannot hold it, and
+    picked at random so harness runs side by side rarely race for one."""
 
-    def __init__(self, host: str, start: int | None = None):
+    LOW = 20000
+
+    def __init__(self, host: str, rng: random.Random | None = None):
         self.host = host
-        lo = _ephemeral_low()
-        base = start if start is not None else 20000 + (os.getpid() * 37) % max(1, lo - 24000)
-        self._next = base
-        self._limit = lo
+        self.rng = rng or random.Random()
+        self._limit = max(_ephemeral_low(), self.LOW + 1000)
+        self._used: set[int] = set()
 
     def allocate(self) -> int:
         for _ in range(4000):
-            port = self._next
-            self._next += 1
-            if self._next >= self._limit:
-                self._next = 20000
+            port = self.rng.randrange(self.LOW, self._limit)
+            if port in self._used:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 try:
                     s.bind((self.host, port))
                 except OSError:
                     continue
+            self._used.add(port)
             return port
         raise OSError(f"no free port on {self.host}")
 
