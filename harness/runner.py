@@ -108,6 +108,7 @@ def _run_loop(coro) -> None:
 async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, clock: RunClock, events: EventWriter,
                      state: _State, progress) -> None:
     from harness.traffic.engine import Engine, EngineConfig
+    from harness.traffic.preflight import wait_until_serving
 
     loop = asyncio.get_running_loop()
     main = anyio.CancelScope()
@@ -135,6 +136,15 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                 state.phase = "deploying"
                 try:
                     await platform.deploy()
+                    # "all replicas ready" is not "the service answers" (no readiness probe,
+                    # a warming app): the baseline must start from a serving target.
+                    state.phase = "waiting for the target to serve"
+                    await wait_until_serving(
+                        platform.target_url(), resolver=platform.resolver(),
+                        need=2 * scenario.deployment.replicas,
+                        deadline_s=scenario.deployment.progress_deadline_seconds,
+                        method=scenario.traffic.method, headers=scenario.traffic.headers,
+                        timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
                 except PlatformError as exc:
                     state.status, state.error = DEPLOY_FAILED, str(exc)
                     tg.cancel_scope.cancel()
