@@ -16,6 +16,7 @@ help:
 	@echo "make install          create .venv and install rollout-harness (+ test deps)"
 	@echo "make test             run the tests (no cluster needed; e2e tests skip with a reason)"
 	@echo "make demo             best-practice vs no-prestop on the local platform, then a comparison"
+	@echo "make demo ALL=1       best-practice vs every shipped mistake (about 5 minutes)"
 	@echo "make scenario S=NAME  run one shipped scenario (PLATFORM=local|kubernetes)"
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
@@ -36,7 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(ALL),--all)
 
 scenario: $(STAMP)
 	$(VENV)/bin/rollout-harness run scenarios/$(S).yaml --platform $(PLATFORM)
