@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as _dt
+import shutil
 import signal
 import sys
 import traceback
@@ -84,6 +85,14 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
     except KeyboardInterrupt:
         state.status = INTERRUPTED
     except BaseException as exc:  # noqa: BLE001 - a crash still leaves a readable run dir
+        bad = _bad_input_in(exc)
+        if bad is not None:
+            # Bad configuration found by the platform before any load (unknown context,
+            # missing permission, image not loaded): exit 2 with its message, and no
+            # half-written run dir. The platform has already torn down what it made.
+            events.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise bad from None
         state.status, state.error = CRASHED, f"{type(exc).__name__}: {exc}"
         (run_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     finally:
@@ -92,6 +101,18 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
         if callable(close):
             close()
     return _finish(scenario, run_dir, clock, state, report)
+
+
+def _bad_input_in(exc: BaseException) -> BadInput | None:
+    """The BadInput inside ``exc``, unwrapping task-group exception groups."""
+    if isinstance(exc, BadInput):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _bad_input_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _run_loop(coro) -> None:

@@ -221,6 +221,19 @@ def test_an_unknown_platform_is_bad_input(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_bad_platform_config_found_at_deploy_is_bad_input_with_no_run_dir(tmp_path):
+    # The kubernetes platform checks its kubeconfig only when it deploys, after the
+    # run dir exists: the run must still exit 2 with the platform's message, no traceback,
+    # and leave no half-written run dir.
+    sc = write_scenario(tmp_path, "name: ok\n")
+    out = tmp_path / "run"
+    proc = harness("run", str(sc), "--platform", "kubernetes", "--out", str(out),
+                   "--set", f"kubernetes.kubeconfig={tmp_path / 'no-such-kubeconfig'}", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "kubeconfig" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command,expect", [
     ('["{python}", "-c", "print(\'boom: no config\'); raise SystemExit(3)"]', "boom: no config"),
