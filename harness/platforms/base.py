@@ -24,30 +24,9 @@ as refused, as kube-proxy's REJECT rule makes it on a cluster.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol
 
-
-class Route(NamedTuple):
-    host: str
-    port: int
-    pod: str | None = None
-
-
-@runtime_checkable
-class Resolver(Protocol):
-    def pick(self) -> Route | None: ...
-
-
-class StaticResolver:
-    """Every connection goes to one address (a cluster's NodePort, any URL)."""
-
-    __slots__ = ("route",)
-
-    def __init__(self, host: str, port: int):
-        self.route = Route(host, port, None)
-
-    def pick(self) -> Route | None:
-        return self.route
+from harness.model.routing import Resolver, Route, StaticResolver  # noqa: F401 (the seam's types)
 
 
 class Platform(Protocol):

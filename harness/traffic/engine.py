@@ -28,7 +28,7 @@ from harness.errors import BadInput
 from harness.model.clock import RunClock
 from harness.model.outcome import OUTCOME_CODE, OUTCOMES, Outcome
 from harness.model.requests import RequestWriter
-from harness.platforms.base import Resolver, StaticResolver
+from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.classify import classify_error
 from harness.traffic.http1 import Conn, Target
 from harness.traffic.schedule import uses_new_connection

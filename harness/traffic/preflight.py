@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from harness.errors import PlatformError
-from harness.platforms.base import Resolver, StaticResolver
+from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.http1 import Target
 
 
