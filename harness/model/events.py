@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable, TypedDict
+from typing import Any, TypedDict
 
 EVENTS_FILE = "events.jsonl"
 
@@ -112,11 +112,3 @@ def read_events(run_dir_or_file: str | os.PathLike) -> list[EventDict]:
             out.append(ev)
     out.sort(key=lambda e: e["t_ns"])
     return out
-
-
-def events_frame(events: Iterable[EventDict]):
-    """Events as a pandas DataFrame with columns t_ns, pod, kind, source, detail."""
-    import pandas as pd
-
-    rows = list(events)
-    return pd.DataFrame(rows, columns=["t_ns", "pod", "kind", "source", "detail"])

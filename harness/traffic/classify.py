@@ -14,7 +14,7 @@ import socket
 import ssl
 from typing import Literal
 
-from harness.model.outcome import Outcome, outcome_for_status
+from harness.model.outcome import Outcome
 
 Stage = Literal["connect", "send", "read"]
 
@@ -28,10 +28,6 @@ def normalise_error(text: str) -> str:
     """Strip addresses and ports so equal failures group together."""
     text = _ADDR.sub("<addr>", text)
     return re.sub(r"\s+", " ", text).strip()[:200]
-
-
-def classify_status(status: int) -> Outcome:
-    return outcome_for_status(status)
 
 
 def classify_error(exc: BaseException | None, stage: Stage, *, got_bytes: bool = False) -> tuple[Outcome, int, str]:

@@ -31,7 +31,7 @@ from harness.model.requests import RequestWriter
 from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.classify import classify_error
 from harness.traffic.http1 import Conn, Target
-from harness.traffic.schedule import uses_new_connection
+from harness.traffic.schedule import scheduled_ns, uses_new_connection
 
 _OK = OUTCOME_CODE[Outcome.OK]
 _DROPPED = OUTCOME_CODE[Outcome.DROPPED]
@@ -232,7 +232,7 @@ class Engine:
         return time.monotonic_ns() - self._anchor
 
     def _sched(self, seq: int) -> int:
-        return self.start_ns + int(seq * self._interval)
+        return scheduled_ns(seq, start_ns=self.start_ns, rate=self.config.rate)
 
     def _pump(self) -> None:
         self._pump_timer = None
@@ -345,15 +345,10 @@ class Engine:
             return
         self._all.add(conn)
         self.live.connections = len(self._all)
-        self._inflight -= 1  # _send counts it again
+        # The dial's in-flight count carries over to the request it was made for.
         if conn.closed:  # lost between connect and now
-            self._inflight += 1
             self._lost_inflight(conn, None, "send", seq, sched, sent)
             return
-        self._send_at(conn, seq, sched, sent)
-
-    def _send_at(self, conn: Conn, seq: int, sched: int, sent: int) -> None:
-        self._inflight += 1
         conn.send(seq, sched, sent, self._now() + self._read_timeout_ns, self.target.request(seq, conn.keepalive))
 
     def pod_name(self, raw: bytes) -> str:

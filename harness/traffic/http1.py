@@ -165,7 +165,3 @@ class Conn:
         self.head = []
         self.got_bytes = False
         self.transport.write(request)
-
-    def reset_request(self) -> None:
-        self.seq = -1
-        self.head = None

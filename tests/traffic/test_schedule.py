@@ -1,6 +1,6 @@
 import pytest
 
-from harness.traffic.schedule import last_seq_before, scheduled_ns, uses_new_connection
+from harness.traffic.schedule import scheduled_ns, uses_new_connection
 
 
 @pytest.mark.parametrize("rate,seq,expected", [
@@ -8,12 +8,6 @@ from harness.traffic.schedule import last_seq_before, scheduled_ns, uses_new_con
 ], ids=["first", "second", "last-of-second", "rate-3", "slow"])
 def test_scheduled_time_is_fixed_in_advance(rate, seq, expected):
     assert scheduled_ns(seq, start_ns=0, rate=rate) == expected
-
-
-@pytest.mark.parametrize("rate,dur_s,expected", [(1000, 1, 1000), (3, 1, 3), (10_000, 0.5, 5000), (7, 0, 0)],
-                         ids=["1k", "3", "10k-half", "empty"])
-def test_schedule_length(rate, dur_s, expected):
-    assert last_seq_before(int(dur_s * 1e9), start_ns=0, rate=rate) == expected
 
 
 def test_workers_interleave_to_the_single_worker_schedule():
