@@ -43,7 +43,7 @@ MISTAKE_FIELDS = {
     "surge-zero": {"deployment.strategy.rollingUpdate.maxSurge", "deployment.strategy.rollingUpdate.maxUnavailable",
                    "app.env.MAX_CONCURRENCY", "app.env.QUEUE_TIMEOUT_MS", "traffic.newConnectionRatio"},
     "short-grace": {"deployment.terminationGracePeriodSeconds", "app.env.SLOW_REQUEST_RATIO",
-                    "app.env.SLOW_REQUEST_MS", "traffic.readTimeout"},
+                    "app.env.SLOW_REQUEST_MS", "traffic.readTimeout", "traffic.connections"},
     "abrupt-keepalive": {"app.env.KEEPALIVE_CLOSE", "traffic.newConnectionRatio"},
 }
 
@@ -169,6 +169,13 @@ def test_short_grace_kills_slow_requests():
     assert float(env(sc, "SHUTDOWN_TIMEOUT", "30")) >= slow_s
     # the client waits longer than a slow request, so only the kill fails it
     assert sc.traffic.read_timeout > slow_s
+    # slow requests hold keep-alive connections for seconds: the pool must have room for
+    # them (3x the mean busy connections), or requests queue for a connection and the
+    # engine's send lag makes the run inconclusive instead of failing it
+    keepalive_rate = sc.traffic.rate * (1 - sc.traffic.new_connection_ratio)
+    median_s = float(env(sc, "WORK_LATENCY_MS", "5")) / 1000
+    busy = keepalive_rate * (float(env(sc, "SLOW_REQUEST_RATIO", "0")) * slow_s + median_s)
+    assert sc.traffic.connections >= 3 * busy
 
 
 def test_abrupt_keepalive_is_all_keepalive_traffic():
