@@ -40,6 +40,13 @@ def _first_ok(req: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["ended_ns"].min().items()}
 
 
+def _last_ok_sent(req: pd.DataFrame) -> dict[str, int]:
+    ok = req.loc[(req["code"].to_numpy() == OK_CODE) & req["pod"].notna().to_numpy(), ["pod", "sent_ns"]]
+    if ok.empty:
+        return {}
+    return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["sent_ns"].max().items()}
+
+
 def _achieved_rate(run: RunData, stats: dict[str, Any]) -> float | None:
     gen = run.manifest.get("generator") or run.manifest.get("traffic") or {}
     if gen.get("achieved_rate") is not None:
@@ -83,7 +90,7 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     out = []
     for p in pods.values():
         d = {k: (None if v is None else round(v / 1e9, 3)) for k, v in dataclasses.asdict(p).items()
-             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source")}
+             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent")}
         d = {k: v for k, v in d.items() if v is not None}
         out.append({"pod": p.name, **d, "exit_code": p.exit_code,
                     "endpoint_intervals_s": [[round(lo / 1e9, 3), None if hi is None else round(hi / 1e9, 3)]
@@ -129,7 +136,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     req = run.requests
     timeline = tl.build_timeline(run, bin_ns)
     pods = pod_lives(run.events)
-    set_first_ok(pods, _first_ok(req))
+    set_first_ok(pods, _first_ok(req), _last_ok_sent(req))
     spec = run_spec(run.scenario, run.manifest, run.events)
     infer_prestop_end(pods, spec.prestop.seconds if spec.prestop else None)
     failed_mask = np.isin(req["code"].to_numpy(), SERVICE_FAILURE_CODES)

@@ -73,8 +73,11 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
               ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
-    score 3: the failure is exactly what this pod's state produces;
-    2: the pod was terminating or starting (plausible); 1: merely visible.
+    score 4: a refusal this pod's state certainly produces (exited, listener
+    closed, not yet listening); 3: the failure is what this pod's state
+    produces (a cut in flight, a refusal after a stop signal from an app that
+    does not log its listener); 2: the pod was terminating or starting
+    (plausible); 1: merely visible.
     distance: how far (ns) the pod's deciding event is from the failure, to
     break ties between pods with the same score.
     """
@@ -93,19 +96,27 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     # refused (or, on a cluster whose pod network is gone, a connect timeout):
     # not listening any more, or not yet (before it could serve)
     unanswered = refused | (code == _CODE[Outcome.CONNECT_TIMEOUT])
-    gone = unanswered & (t_conn >= not_accepting - TOL_NS)
-    if not p.drained_gracefully and p.stop_signal is not None:
-        # no word from the app about its listener: it closes at the stop signal
-        signalled = refused & ~gone & (t_conn >= p.stop_signal - TOL_NS)
-        score[signalled] = 3
-        dist[signalled] = np.abs(t_conn[signalled] - p.stop_signal)
-        gone |= signalled
+    # Not listening is a state, not an event near the failure: every pod in
+    # it explains a refusal equally well (distance 0), so two such pods make
+    # the failure ambiguous. Only a refusal just before the recorded mark
+    # (within TOL_NS: the event may be stamped late) is merely plausible.
+    gone = unanswered & (t_conn >= not_accepting)
+    near = unanswered & ~gone & (t_conn >= not_accepting - TOL_NS)
     listening = [x for x in (p.listening, p.ready if ready_means_listening else None) if x is not None]
     listen_from = min(listening) if listening else NEVER
     early = refused & (t_conn < serving) & (t_conn < listen_from) & ~gone
-    score[gone | early] = 3
-    dist[gone & (dist == NEVER)] = np.abs(t_conn[gone & (dist == NEVER)] - not_accepting)
-    dist[early] = np.abs(t_conn[early] - min(started, serving))
+    # certain: the process had exited, the app said its listener was closed, or it never listened yet
+    score[gone | early] = 4
+    dist[gone | early] = 0
+    if not p.drained_gracefully and p.stop_signal is not None:
+        # probable: no word from the app about its listener, which most servers
+        # close soon after their stop signal (uvicorn within ~0.1 s)
+        signalled = refused & ~gone & ~early & (t_conn >= p.stop_signal)
+        score[signalled] = 3
+        dist[signalled] = 0
+        gone = gone | signalled
+    score[near] = 2
+    dist[near] = np.abs(t_conn[near] - not_accepting)
     # cut in flight: the pod's end or shutdown fell inside [sent, ended]
     cut = np.isin(code, _CUT)
     sent_eff = np.where(sent >= 0, sent, t_conn)
@@ -114,11 +125,11 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
             continue
         hit = cut & (sent_eff <= mark + TOL_NS) & (ended >= mark - TOL_NS)
         d = np.abs(ended - mark)
-        better = hit & ((score < 3) | (d < dist))
+        better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
         dist[better] = d[better]
     # plausible: terminating (deleted) or not yet serving
-    plausible = (score < 3) & ((t_conn >= deletion) | (t_conn < serving))
+    plausible = (score < 2) & ((t_conn >= deletion) | (t_conn < serving))
     score[plausible] = 2
     dist[plausible] = np.minimum(np.abs(t_conn[plausible] - deletion) if deletion != NEVER else NEVER,
                                  np.abs(t_conn[plausible] - serving) if serving != NEVER else NEVER)
@@ -146,6 +157,9 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
             if not vis.any():
                 continue
             score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl], ready_means_listening)
+            # visible only within the tolerance of its endpoint change: less likely
+            edge = vis & ~p.visible_mask(t_conn[sl], 0)
+            score = np.where(edge, np.maximum(score - 1, 1), score).astype(np.int8)
             # higher score first, then nearer evidence (dist scaled into (0, 1])
             k = score.astype(np.float64) + 1.0 / (1.0 + dist.astype(np.float64) / 1e6)
             key[i] = np.where(vis, k, -1.0)

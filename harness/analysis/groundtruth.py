@@ -102,7 +102,8 @@ def check_findings(findings: list[dict[str, Any]], claims: dict[str, pd.Index], 
             if p is not None:
                 holds[sel] = check(p, t[sel], sent[sel], ended[sel], refused[sel])
         bad = int((~holds).sum())
-        wrong_pod = int((a["pod"].to_numpy(dtype=object) != real).sum())
+        named = a["how"].to_numpy(dtype=object) != "ambiguous"
+        wrong_pod = int((named & (a["pod"].to_numpy(dtype=object) != real)).sum())
         is_contradicted = bad > CONTRADICTED_SHARE * len(a)
         f["ground_truth"] = {"checked": int(len(a)), "contradicted_failures": bad, "wrong_pod": wrong_pod,
                              "contradicted": is_contradicted}

@@ -57,6 +57,8 @@ class PodLife:
     app_ready: int | None = None
     #: first successful answer the pod gave (from the request records)
     first_ok: int | None = None
+    #: when the last request the pod answered successfully was sent (from the request records)
+    last_ok_sent: int | None = None
     deletion: int | None = None
     prestop_started: int | None = None
     prestop_finished: int | None = None
@@ -232,10 +234,14 @@ def infer_prestop_end(pods: dict[str, PodLife], prestop_seconds: float | None) -
             p.stop_signal = int(t)
 
 
-def set_first_ok(pods: dict[str, PodLife], first_ok: dict[str, int]) -> None:
+def set_first_ok(pods: dict[str, PodLife], first_ok: dict[str, int],
+                 last_ok_sent: dict[str, int] | None = None) -> None:
     for name, t in first_ok.items():
         if name in pods:
             pods[name].first_ok = int(t)
+    for name, t in (last_ok_sent or {}).items():
+        if name in pods:
+            pods[name].last_ok_sent = int(t)
 
 
 def phase_at(pod: PodLife, t: np.ndarray, sent: np.ndarray, ended: np.ndarray, tol_ns: int) -> np.ndarray:

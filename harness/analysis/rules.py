@@ -64,10 +64,16 @@ RACE_FIX = ("From the stop signal on, answer every request with Connection: clos
 
 
 def graceful_exit(p: PodLife) -> bool:
-    """The app handled its stop signal: it logged a drain of its own, or it
-    exited with code 0 after the stop signal (an app with no handler dies of
-    the signal: 128 + its number)."""
-    return p.drained_gracefully or (p.stop_signal is not None and p.sigkill is None and p.exit_code == 0)
+    """The app handled its stop signal: it logged a drain of its own, it
+    answered a request sent after the signal (an app with no handler dies at
+    once), or it exited with code 0 after it. (Exit code 128 + the signal's
+    number proves nothing: uvicorn, for one, re-raises the signal after its
+    graceful shutdown.)"""
+    if p.drained_gracefully:
+        return True
+    if p.stop_signal is None or p.sigkill is not None:
+        return False
+    return p.exit_code == 0 or (p.last_ok_sent is not None and p.last_ok_sent > p.stop_signal + TOL_NS)
 
 
 def rule_short_grace(ctx: Context) -> dict[str, Any] | None:
@@ -224,8 +230,17 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
             per_pod[p.name] = {"stopped_serving_s": secs(stop), "removed_from_endpoints_s": secs(removed),
                                "endpoint_lag_s": secs(removed - p.deletion), "routed_after_deletion_s": secs(routed),
                                "failures": int(hit.sum())}
-    if not mask.any():
+    if not per_pod:
         return None
+    # failures the evidence could not pin on one pod, when every candidate had already stopped
+    amb = ctx.free & ~mask & (ctx.att["how"].to_numpy(dtype=object) == "ambiguous")
+    for i in np.flatnonzero(amb):
+        cands = [ctx.pods.get(c) for c in str(ctx.att["candidates"].iat[i]).split(" | ")]
+        stopped = [c for c in cands if c is not None and c.deletion is not None
+                   and min(x for x in (c.stop_signal, c.shutdown_started, c.not_accepting_from, c.deletion)
+                           if x is not None) <= t[i] + TOL_NS]
+        if len(stopped) == len(cands):
+            mask[i] = True
     got = claim(ctx, mask)
     worst = max(per_pod, key=lambda k: per_pod[k]["routed_after_deletion_s"])
     lag = per_pod[worst]["routed_after_deletion_s"]
@@ -254,6 +269,7 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
         fix = (f"{change} (the traffic path still routed to {worst} {lag:.2f} s after its deletion); keep "
                f"terminationGracePeriodSeconds ({grace:g} s) above it.")
     return finding(rule, title, cause, fix, "high", got, pods=per_pod, routed_after_deletion_s=lag,
+                   ambiguous_between_stopping_pods=int((got["how"] == "ambiguous").sum()),
                     prestop_seconds=has, suggested_prestop_s=want)
 
 

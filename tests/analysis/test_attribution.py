@@ -127,12 +127,13 @@ def test_two_pods_in_the_same_state_are_ambiguous_not_a_guess(tmp_path):
     assert row["phase"] == "terminating"
 
 
-def test_nearest_evidence_wins_when_clearly_nearer(tmp_path):
-    # api-a2 stopped listening 1 s after api-a1: a refusal 10 ms after api-a2's close is api-a2's
+def test_an_exited_pod_beats_one_merely_signalled(tmp_path):
+    # api-a1 had exited (certainly not listening); api-a2, an app that logs nothing, had just got
+    # its stop signal (most servers close their listener soon after it, uvicorn ~0.1 s later): the
+    # refusal is api-a1's, as the real runs' ground truth showed
     b = _two_pods(tmp_path)
-    b.event(2.9, "api-a2", EventKind.DELETION_REQUESTED).event(2.9, "api-a2", EventKind.SIGTERM_SENT)
-    b.app(3.0, "api-a2", "listener_closed").app(3.05, "api-a2", "exiting")
-    b.event(4, "api-a2", EventKind.ENDPOINT_REMOVED)
-    b.request(3.01, Outcome.REFUSED, route_pod="api-a2", sent=False)
+    b.event(2.3, "api-a2", EventKind.DELETION_REQUESTED).event(2.3, "api-a2", EventKind.SIGTERM_SENT)
+    b.event(2.7, "api-a2", EventKind.APP_EXITED, exit_code=143)
+    b.request(2.35, Outcome.REFUSED, route_pod="api-a1", sent=False)
     row = _failures(b).iloc[0]
-    assert (row["pod"], row["how"], row["ambiguous"]) == ("api-a2", "endpoints", False)
+    assert (row["pod"], row["how"], row["ambiguous"]) == ("api-a1", "endpoints", False)
