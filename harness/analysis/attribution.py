@@ -69,6 +69,15 @@ def conn_pods(req: pd.DataFrame) -> pd.Series:
     return answered.drop_duplicates("conn_id").set_index("conn_id")["pod"]
 
 
+def _conn_opened(req: pd.DataFrame) -> pd.Series:
+    """conn_id -> when its first request was sent (the connection was opened just before)."""
+    sent = req["sent_ns"].to_numpy()
+    ok = (req["conn_id"].to_numpy() >= 0) & (sent >= 0)
+    if not ok.any():
+        return pd.Series(dtype=np.int64)
+    return pd.Series(sent[ok]).groupby(req["conn_id"].to_numpy()[ok]).min()
+
+
 def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
               ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
@@ -137,10 +146,13 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
 
 
 def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
-                          ended: np.ndarray, ready_means_listening: bool = False
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          ended: np.ndarray, ready_means_listening: bool = False,
+                          t_vis: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pod index or -1, ambiguous, runner-up index or -1) for failures on
-    new connections."""
+    connections no answer named a pod for. ``t_vis``: when the connection was
+    opened (the candidates are the pods visible then); default ``t_conn``."""
+    if t_vis is None:
+        t_vis = t_conn
     n = len(code)
     best = np.full(n, -1, dtype=np.int32)
     second = np.full(n, -1, dtype=np.int32)
@@ -153,12 +165,12 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
         key = np.full((len(pods), m), -1, dtype=np.float64)  # -1 = not visible
         dists = np.full((len(pods), m), np.inf)
         for i, p in enumerate(pods):
-            vis = p.visible_mask(t_conn[sl], TOL_NS)
+            vis = p.visible_mask(t_vis[sl], TOL_NS)
             if not vis.any():
                 continue
             score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl], ready_means_listening)
             # visible only within the tolerance of its endpoint change: less likely
-            edge = vis & ~p.visible_mask(t_conn[sl], 0)
+            edge = vis & ~p.visible_mask(t_vis[sl], 0)
             score = np.where(edge, np.maximum(score - 1, 1), score).astype(np.int8)
             # higher score first, then nearer evidence (dist scaled into (0, 1])
             k = score.astype(np.float64) + 1.0 / (1.0 + dist.astype(np.float64) / 1e6)
@@ -216,8 +228,15 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
     guess = pod.copy()
     if need.any():
         nidx = np.flatnonzero(need)
+        # a reused connection whose answers named no pod (a server that sends no
+        # pod header): its pod is one of those visible when it was opened
+        opened = _conn_opened(req)
+        conn = f["conn_id"].to_numpy()[nidx]
+        reused = f["conn_reused"].to_numpy(dtype=bool)[nidx]
+        t_open = pd.Series(conn).map(opened).to_numpy(dtype=np.float64)
+        t_vis = np.where(reused & ~np.isnan(t_open), np.nan_to_num(t_open), t_conn[nidx]).astype(np.int64)
         best, amb, second = _infer_from_endpoints(plist, code[nidx], t_conn[nidx], sent[nidx], ended[nidx],
-                                                  ready_means_listening)
+                                                  ready_means_listening, t_vis)
         names = np.array([p.name for p in plist] + [None], dtype=object)
         guess[nidx] = names[best]  # -1 -> None
         pod[nidx] = np.where(amb, None, names[best])
