@@ -80,3 +80,33 @@ def test_every_chain_reaches_exit_with_the_real_prestop(recorded):
         for c in recorded(name).chains:
             assert c["ended"] and c["steps"][-1]["step"] in ("exited", "endpoint_removed"), c
             assert c["prestop_s"] == pytest.approx(2.0, abs=0.2) and c["prestop_spec"] == "sleep 2 s"
+
+
+def test_the_gate_is_strict_unless_told_to_count_client_visible_failures(tmp_path):
+    import json
+
+    strict = analyse(load("node-close-race", tmp_path / "strict")).summary
+    assert strict["gate"]["count_failures"] == "all"
+    assert strict["verdict"]["status"] == "fail" and strict["gate"]["values"]["failed_requests"] > 0
+
+    run_dir = load("node-close-race", tmp_path / "lenient")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["scenario"]["gate"]["countFailures"] = "clientVisible"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    lenient = analyse(run_dir).summary
+    # every failure here is retried by a standard client: none is visible, the gate holds
+    assert lenient["gate"]["values"]["failed_requests"] == 0 == lenient["client_view"]["visible"]
+    assert lenient["verdict"]["status"] in ("pass", "inconclusive")
+    assert not any(r["name"] == "maxFailedRequests" and r["status"] == "fail" for r in lenient["gate"]["thresholds"])
+
+    refused = analyse(load("uvicorn-no-prestop", tmp_path / "refused"))
+    # refused connections are visible to every client, whatever the gate counts
+    assert refused.summary["client_view"]["visible"] == refused.summary["client_view"]["failed"] > 0
+
+
+def test_a_bad_count_failures_value_is_bad_input(tmp_path):
+    from harness.errors import ScenarioError
+    from harness.model.scenario import scenario_from_dict
+
+    with pytest.raises(ScenarioError, match="countFailures"):
+        scenario_from_dict({"name": "x", "gate": {"countFailures": "some"}}, source="x.yaml")
