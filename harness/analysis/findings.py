@@ -68,6 +68,24 @@ class Context:
 Rule = Callable[[Context], dict[str, Any] | None]
 
 
+#: titles, one per rule (the static check quotes the same words)
+TITLES = {
+    "short-grace": "Grace period too short: SIGKILL cut requests in flight",
+    "no-graceful-shutdown": "No graceful shutdown: the app exited on {signal} with requests in flight",
+    "keepalive-close-race": "Keep-alive close race: requests written on connections the server was closing as idle",
+    "no-prestop": "No preStop hook: pods stopped serving while still in the endpoints",
+    "prestop-too-short": "preStop too short: pods stopped serving while still in the endpoints",
+    "no-readiness-probe": "No readiness probe: pods got traffic before they were ready",
+    "premature-readiness": "Readiness probe passed before the app was ready",
+    "keepalive-cut": "Keep-alive connections cut under requests in flight at shutdown",
+}
+#: the keep-alive close race's fix (server side, then client side)
+RACE_FIX = ("From the stop signal on, answer every request with Connection: close for a drain window "
+            "(a few seconds, inside the preStop/grace period) before closing idle keep-alive connections, "
+            "so clients stop reusing them first; or use clients that retry idempotent requests on a reused "
+            "connection that closed before any response byte (Go's net/http Transport and browsers do).")
+
+
 # ---- helpers --------------------------------------------------------------------------
 
 def secs(t_ns: float | None) -> float | None:
@@ -132,3 +150,16 @@ def no_response_byte(att: pd.DataFrame, req: pd.DataFrame) -> np.ndarray:
     err = rows["error"].fillna("").astype(str).to_numpy(dtype=object)
     partial = np.array([("complete response" in e and "before" in e) or "partial" in e for e in err], dtype=bool)
     return (status == 0) & ~partial
+
+
+def graceful_exit(p: PodLife) -> bool:
+    """The app handled its stop signal: it logged a drain of its own, it
+    answered a request sent after the signal (an app with no handler dies at
+    once), or it exited with code 0 after it. (Exit code 128 + the signal's
+    number proves nothing: uvicorn, for one, re-raises the signal after its
+    graceful shutdown.)"""
+    if p.drained_gracefully:
+        return True
+    if p.stop_signal is None or p.sigkill is not None:
+        return False
+    return p.exit_code == 0 or (p.last_ok_sent is not None and p.last_ok_sent > p.stop_signal + TOL_NS)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.analysis.findings import AFTER_END_NS, TOL_NS
 from harness.analysis.podlife import NEVER, PodLife
-from harness.analysis.rules import graceful_exit
+from harness.analysis.findings import graceful_exit
 
 #: a finding is contradicted when the ground truth contradicts more than this share of its checked failures
 CONTRADICTED_SHARE = 0.10

@@ -38,43 +38,12 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.findings import (
-    AFTER_END_NS, CODE, CUT_CODES, MIN_DIP_NS, OVERLOAD_CODES, RACE_WINDOW_NS, RECOVERY_NS, TOL_NS, Context, Rule,
-    by_outcome, ceil_half, claim, finding, longest_request_s, no_response_byte, outcome_text, pod_rows,
-    prestop_seconds, secs,
+    AFTER_END_NS, CODE, CUT_CODES, MIN_DIP_NS, OVERLOAD_CODES, RECOVERY_NS, TITLES, TOL_NS, Context, Rule, by_outcome,
+    ceil_half, claim, finding, graceful_exit, longest_request_s, outcome_text, pod_rows, prestop_seconds, secs,
 )
+from harness.analysis.keepalive import rule_keepalive_close_race, rule_keepalive_cut
 from harness.analysis.podlife import NEVER, PodLife
 from harness.model.outcome import Outcome
-
-#: titles, one per rule (the static check quotes the same words)
-TITLES = {
-    "short-grace": "Grace period too short: SIGKILL cut requests in flight",
-    "no-graceful-shutdown": "No graceful shutdown: the app exited on {signal} with requests in flight",
-    "keepalive-close-race": "Keep-alive close race: requests written on connections the server was closing as idle",
-    "no-prestop": "No preStop hook: pods stopped serving while still in the endpoints",
-    "prestop-too-short": "preStop too short: pods stopped serving while still in the endpoints",
-    "no-readiness-probe": "No readiness probe: pods got traffic before they were ready",
-    "premature-readiness": "Readiness probe passed before the app was ready",
-    "keepalive-cut": "Keep-alive connections cut under requests in flight at shutdown",
-}
-#: the keep-alive close race's fix (server side, then client side)
-RACE_FIX = ("From the stop signal on, answer every request with Connection: close for a drain window "
-            "(a few seconds, inside the preStop/grace period) before closing idle keep-alive connections, "
-            "so clients stop reusing them first; or use clients that retry idempotent requests on a reused "
-            "connection that closed before any response byte (Go's net/http Transport and browsers do).")
-
-
-def graceful_exit(p: PodLife) -> bool:
-    """The app handled its stop signal: it logged a drain of its own, it
-    answered a request sent after the signal (an app with no handler dies at
-    once), or it exited with code 0 after it. (Exit code 128 + the signal's
-    number proves nothing: uvicorn, for one, re-raises the signal after its
-    graceful shutdown.)"""
-    if p.drained_gracefully:
-        return True
-    if p.stop_signal is None or p.sigkill is not None:
-        return False
-    return p.exit_code == 0 or (p.last_ok_sent is not None and p.last_ok_sent > p.stop_signal + TOL_NS)
-
 
 def rule_short_grace(ctx: Context) -> dict[str, Any] | None:
     mask = ctx.free & (ctx.att["phase"].to_numpy(dtype=object) == "killed")
@@ -148,70 +117,6 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
         f"({ctx.spec.grace_s:g} s).",
         "high", got, signal_to_exit_s=gaps, longest_request_s=longest, stop_signal=sig,
         exit_codes={k: ctx.pods[k].exit_code for k in sorted(gaps)},
-    )
-
-
-def race_window_ns(req) -> int:
-    """RACE_WINDOW_NS plus how late this run's client loop was (send lag
-    p99): on a loaded machine the close is seen that much later."""
-    sent, sched = req["sent_ns"].to_numpy(), req["scheduled_ns"].to_numpy()
-    lag = (sent - sched)[sent >= 0]
-    return RACE_WINDOW_NS + (int(np.percentile(lag, 99)) if len(lag) else 0)
-
-
-def race_mask(ctx: Context) -> np.ndarray:
-    """Failures that look like the keep-alive close race: on a reused
-    connection, closed or reset with no response byte, within the race
-    window of being written, on a pod still running then (not killed under it)."""
-    att = ctx.att
-    code = att["code"].to_numpy()
-    sent = att["sent_ns"].to_numpy()
-    ended = att["ended_ns"].to_numpy()
-    mask = (att["reused"].to_numpy(dtype=bool) & np.isin(code, [CODE[Outcome.CLOSED], CODE[Outcome.RESET]])
-            & no_response_byte(att, ctx.req) & (sent >= 0) & (ended - sent <= race_window_ns(ctx.req)))
-    alive = np.zeros(len(att), dtype=bool)
-    for p in ctx.pods.values():
-        rows = ctx.pod_of == p.name
-        if not rows.any():
-            continue
-        ok = np.ones(len(att), dtype=bool)
-        if p.end is not None:
-            ok &= sent <= p.end + TOL_NS
-        if p.sigkill is not None:
-            ok &= ~((sent <= p.sigkill + TOL_NS) & (ended >= p.sigkill - TOL_NS))
-        alive |= rows & ok
-    return mask & alive
-
-
-def rule_keepalive_close_race(ctx: Context) -> dict[str, Any] | None:
-    mask = ctx.free & race_mask(ctx)
-    if not mask.any():
-        return None
-    got = claim(ctx, mask)
-    lag = (got["ended_ns"] - got["sent_ns"]) / 1e6
-    per_pod: dict[str, dict[str, Any]] = {}
-    at_shutdown = 0
-    for name in sorted({str(x) for x in got["pod"] if x is not None}):
-        p = ctx.pods.get(name)
-        rows = got.loc[got["pod"] == name]
-        marks = [x for x in (p.deletion, p.stop_signal) if p is not None and x is not None] if p else []
-        during = int((rows["t_ns"] >= min(marks) - TOL_NS).sum()) if marks else 0
-        at_shutdown += during
-        per_pod[name] = {"failures": int(len(rows)), "during_termination": during,
-                         "stop_signal_s": secs(p.stop_signal) if p else None}
-    idle = len(got) - at_shutdown
-    where = (f"{at_shutdown} as the pods shut down (the server closes its idle connections on "
-             f"{ctx.spec.stop_signal})" if at_shutdown else "")
-    if idle:
-        where += ("; " if where else "") + f"{idle} while the pods ran (the server's idle keep-alive timeout)"
-    return finding(
-        "keepalive-close-race", TITLES["keepalive-close-race"],
-        f"{len(got)} requests were written on reused keep-alive connections that the server closed as idle at "
-        f"that moment, and got no response byte ({outcome_text(by_outcome(got))}; at most "
-        f"{float(lag.max()):.1f} ms between the write and the close): {where}. Nothing was in flight: this is "
-        "HTTP/1.1's keep-alive close race, not a request cut by the exit or by SIGKILL.",
-        RACE_FIX, "high", got, pods=per_pod, during_termination=at_shutdown, while_running=idle,
-        write_to_close_ms_max=round(float(lag.max()), 3),
     )
 
 
@@ -327,39 +232,6 @@ def rule_readiness(ctx: Context) -> dict[str, Any] | None:
         fix = (f"Point the readinessProbe at a check that fails until the app is warm (now: {where}); the app "
                f"needed up to {early:g} s more than the probe allowed.")
     return finding(rule, title, cause, fix, "high", got, pods=per_pod, routed_before_ready_s=early)
-
-
-def rule_keepalive_cut(ctx: Context) -> dict[str, Any] | None:
-    t = ctx.att["t_ns"].to_numpy()
-    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES)
-    mask = np.zeros(len(t), dtype=bool)
-    per_pod = {}
-    for p in ctx.pods.values():
-        marks = [x for x in (p.stop_signal, p.shutdown_started, p.draining, p.listener_closed) if x is not None]
-        if not marks or p.sigkill is not None:
-            continue
-        start, end = min(marks), (p.end if p.end is not None else NEVER)
-        hit = pod_rows(ctx, p.name) & cut_code & (t >= start - TOL_NS) & (t <= end + AFTER_END_NS)
-        if hit.any():
-            mask |= hit
-            conns = ctx.att.loc[hit, "conn_id"]
-            per_pod[p.name] = {"failures": int(hit.sum()), "connections": int(conns[conns >= 0].nunique()),
-                               "shutdown_s": secs(start)}
-    if not mask.any():
-        return None
-    got = claim(ctx, mask)
-    reused = int(got["reused"].sum())
-    n_conns = sum(v["connections"] for v in per_pod.values())
-    return finding(
-        "keepalive-cut", TITLES["keepalive-cut"],
-        f"The app drained, but at shutdown it closed {n_conns} open connection(s) on {', '.join(per_pod)} "
-        f"under requests it had been sent more than {race_window_ns(ctx.req) / 1e6:.0f} ms earlier: {len(got)} requests "
-        f"failed ({outcome_text(by_outcome(got))}), {reused} of them on reused keep-alive connections.",
-        "At shutdown answer each request still arriving on a keep-alive connection with "
-        "Connection: close and close a connection only after its response (no RST, no close while a "
-        "request may be on the wire); do it while the preStop delay still keeps new traffic away.",
-        "high", got, pods=per_pod, reused_connection_failures=reused,
-    )
 
 
 def _endpoint_count(pods: dict[str, PodLife]) -> tuple[np.ndarray, np.ndarray]:
