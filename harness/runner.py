@@ -27,10 +27,10 @@ from harness.errors import EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError,
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
 from harness.model.requests import REQUESTS_DIR, read_requests_table
-from harness.model.rundir import (MANIFEST_FILE, SUMMARY_FILE, host_info, update_manifest, versions,
-                                  write_json_atomic)
+from harness.model.rundir import MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
 from harness.model.scenario import Scenario
 from harness.platforms import PLATFORMS, make_platform
+from harness.traffic.summary import generator_figures
 
 #: run statuses written to manifest.json
 COMPLETE, INTERRUPTED, CRASHED, ROLLOUT_FAILED, DEPLOY_FAILED = (
@@ -222,8 +222,10 @@ async def _progress_loop(progress, state: _State, clock: RunClock) -> None:
 # ---- after the loop: summary, manifest, report ---------------------------------------------
 
 def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, report: bool) -> RunOutcome:
-    summary = _engine_summary(run_dir, scenario, state)
-    write_json_atomic(run_dir / SUMMARY_FILE, summary)
+    table, complete = read_requests_table(run_dir)
+    results = [state.engine_result] if state.engine_result is not None else []
+    generator = generator_figures(table, results, asked_rate=scenario.traffic.rate, workers=1,
+                                  records_complete=complete)
     platform_info = {}
     describe = getattr(state.platform, "describe", None)
     if callable(describe):
@@ -231,75 +233,35 @@ def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, r
     update_manifest(
         run_dir, status=state.status, error=state.error,
         finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        traffic={"asked_rate": scenario.traffic.rate, "achieved_rate": summary.get("achieved_rate"),
-                 # one in-process engine: the platform's resolver is called on its loop
-                 "engine_workers": 1, "asked_workers": scenario.traffic.workers,
-                 "send_lag_ms": summary.get("send_lag_ms"), "dropped": summary.get("dropped")},
+        generator=generator,
         rollout={"completed": "settle" in state.phase_t_ns, "error": state.error if state.status in (
             ROLLOUT_FAILED, DEPLOY_FAILED) else None},
         phases_t_ns=state.phase_t_ns, platform_info=platform_info)
     exit_code = EXIT_PASS
     reported = False
-    if report:
-        try:
+    summary: dict[str, Any] = {}
+    try:
+        if report:
             from harness.report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
-            try:
-                summary = write_report(run_dir)
-                reported = True
-                exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
-            except Exception as exc:  # noqa: BLE001 - the run's records stay; say why there is no verdict
-                state.error = (state.error + "; " if state.error else "") + f"report failed: {exc}"
-                if not isinstance(exc, HarnessError):
-                    (run_dir / "report-error.txt").write_text("".join(traceback.format_exception(exc)),
-                                                              encoding="utf-8")
-                exit_code = EXIT_INCONCLUSIVE
+
+            summary = write_report(run_dir)  # the analysis writes summary.json, then the report
+            reported = True
+            exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
+        else:
+            from harness.analysis import write_summary
+
+            summary = write_summary(run_dir).summary
+    except Exception as exc:  # noqa: BLE001 - the run's records stay; say why there is no verdict
+        state.error = (state.error + "; " if state.error else "") + f"report failed: {exc}"
+        if not isinstance(exc, HarnessError):
+            (run_dir / "report-error.txt").write_text("".join(traceback.format_exception(exc)),
+                                                      encoding="utf-8")
+        exit_code = EXIT_INCONCLUSIVE
     if state.status in (ROLLOUT_FAILED, DEPLOY_FAILED, CRASHED):
         exit_code = EXIT_INCONCLUSIVE
     elif state.status == INTERRUPTED:
         exit_code = EXIT_INTERRUPTED
     return RunOutcome(run_dir, state.status, exit_code, summary, state.error, reported)
-
-
-def _engine_summary(run_dir: Path, scenario: Scenario, state: _State) -> dict[str, Any]:
-    """The traffic engine's keys, plus outcomes per phase (what the disruption added)."""
-    from harness.traffic.summary import summarize
-
-    table, complete = read_requests_table(run_dir)
-    res = state.engine_result
-    if res is not None:
-        start, end = res.start_ns, res.end_ns
-    elif table.num_rows:
-        sched = table.column("scheduled_ns").to_numpy()
-        start, end = int(sched.min()), int(sched.max())
-    else:
-        start = end = 0
-    summary = summarize(table, start_ns=start, end_ns=end, asked_rate=scenario.traffic.rate)
-    summary["records_complete"] = complete
-    summary["status"] = state.status
-    summary["outcomes_by_phase"] = outcomes_by_phase(table, state.phase_t_ns)
-    summary["disruption_outcomes"] = summary["outcomes_by_phase"].get("disruption", {})
-    return summary
-
-
-def outcomes_by_phase(table, phase_t_ns: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Request outcomes counted by the phase their schedule fell in."""
-    import pyarrow.compute as pc
-
-    names = [p for p in ("baseline", "disruption", "settle") if p in phase_t_ns]
-    if not table.num_rows or not names:
-        return {}
-    sched = table.column("scheduled_ns")
-    outcome = table.column("outcome").combine_chunks().cast("string")
-    edges = [phase_t_ns[n] for n in names] + [phase_t_ns.get("end", 1 << 62)]
-    out: dict[str, dict[str, int]] = {}
-    for i, name in enumerate(names):
-        mask = pc.and_(pc.greater_equal(sched, edges[i]), pc.less(sched, edges[i + 1]))
-        counts = pc.value_counts(pc.filter(outcome, mask.combine_chunks()))
-        out[name] = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
-    return out
 
 
 def failure_counts(run_dir: Path) -> dict[str, int]:

@@ -18,8 +18,10 @@ examples:
   rollout-harness load http://127.0.0.1:8080/ --rate 0 --duration 10 --connections 50 --out reports/load/cap
 
 The run dir gets requests/*.arrow (one record per request, read with
-harness.model.requests.read_requests), manifest.json and summary.json
-(total, failed, outcomes, achieved_rate, dropped, send_lag_ms, latency_ms).
+harness.model.requests.read_requests), manifest.json (its "generator": rate
+asked and achieved, send lag, dropped, engine CPU) and summary.json (the
+analysis: total, failed, outcomes, achieved_rate, dropped, send_lag_ms,
+latency_ms).
 Latency counts from each request's scheduled time (coordinated omission
 corrected). Exit 0; 3 if the engine fell behind its schedule (dropped
 requests or send-lag p99 over --max-lag-ms); 2 on bad arguments.
@@ -90,10 +92,11 @@ def _config(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.analysis import write_summary
     from harness.model.clock import RunClock
     from harness.model.requests import REQUESTS_DIR, read_requests_table
-    from harness.model.rundir import MANIFEST_FILE, SUMMARY_FILE, host_info, versions, write_json_atomic
-    from harness.traffic.summary import summarize
+    from harness.model.rundir import MANIFEST_FILE, host_info, versions, write_json_atomic
+    from harness.traffic.summary import generator_figures
 
     cfg = _config(args)  # all argument errors before anything is created
     out = Path(args.out)
@@ -111,27 +114,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         status, results = "interrupted", []
     table, complete = read_requests_table(out)
-    if results:
-        start = min(r.start_ns for r in results)
-        end = max(r.end_ns for r in results)
-    elif table.num_rows:
-        start = int(min(table.column("scheduled_ns").to_numpy()))
-        end = int(max(table.column("scheduled_ns").to_numpy()))
-    else:
-        start = end = 0
-    summary = summarize(table, start_ns=start, end_ns=end, asked_rate=args.rate)
-    summary["records_complete"] = complete
-    summary["engine_cpu_s"] = round(sum(r.cpu_s for r in results), 3)
-    summary["status"] = status
-    behind = summary["dropped"] > 0 or (summary["send_lag_ms"]["p99"] or 0) > args.max_lag_ms
-    summary["engine_fell_behind"] = behind
-    write_json_atomic(out / SUMMARY_FILE, summary)
-    manifest.update(status=status, generator={k: summary[k] for k in ("asked_rate", "achieved_rate", "send_lag_ms", "dropped")})
+    generator = generator_figures(table, results, asked_rate=args.rate, workers=args.workers,
+                                  records_complete=complete, max_lag_ms=args.max_lag_ms)
+    manifest.update(status=status, generator=generator)
     write_json_atomic(out / MANIFEST_FILE, manifest)
-    _print_summary(summary, out)
+    summary = write_summary(out).summary
+    _print_summary(summary, generator, status, out)
     if status == "interrupted":
         return 130
-    return EXIT_INCONCLUSIVE if behind else 0
+    return EXIT_INCONCLUSIVE if generator["fell_behind"] else 0
 
 
 def _drive(cfg, clock, requests_dir: Path, workers: int, duration: float):
@@ -168,18 +159,19 @@ def _drive(cfg, clock, requests_dir: Path, workers: int, duration: float):
         return run_on_fast_loop(main)
 
 
-def _print_summary(s: dict, out: Path) -> None:
+def _print_summary(s: dict, gen: dict, status: str, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     c = Console(file=sys.stdout)
-    t = Table(title=f"load: {s['status']}", show_header=False, box=None)
+    t = Table(title=f"load: {status}", show_header=False, box=None)
     t.add_row("requests", f"{s['total']:,} ({s['failed']:,} failed)")
     t.add_row("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["outcomes"].items()) or "-")
-    t.add_row("rate", f"{s['achieved_rate']:,.0f} req/s achieved" + (f" of {s['asked_rate']:,.0f} asked" if s["asked_rate"] else " (closed loop)"))
+    t.add_row("rate", f"{gen['achieved_rate']:,.0f} req/s achieved"
+              + (f" of {gen['asked_rate']:,.0f} asked" if gen["asked_rate"] else " (closed loop)"))
     lag, lat = s["send_lag_ms"], s["latency_ms"]
     t.add_row("send lag ms", f"p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}")
     t.add_row("latency ms", f"p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
-    t.add_row("dropped", f"{s['dropped']:,}" + ("  ENGINE FELL BEHIND: results inconclusive" if s["engine_fell_behind"] else ""))
+    t.add_row("dropped", f"{s['dropped']:,}" + ("  ENGINE FELL BEHIND: results inconclusive" if gen["fell_behind"] else ""))
     t.add_row("run dir", str(out))
     c.print(t)

@@ -29,7 +29,9 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="run dir to create [reports/<scenario>/<run-id>]")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. --set traffic.rate=1000 (repeatable)")
-    p.add_argument("--no-report", action="store_true", help="skip the analysis and report (exit 0 unless inconclusive)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the report (charts, index.html, junit.xml); summary.json is still written "
+                   "(exit 0 unless inconclusive)")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress")
     p.set_defaults(func=run)
 
@@ -78,7 +80,7 @@ def print_summary(outcome) -> None:
         if lat.get("p99") is not None:
             console.print(f"latency p50 {lat.get('p50')} ms  p99 {lat.get('p99')} ms  max {lat.get('max')} ms"
                           f"   send lag p99 {lag.get('p99')} ms")
-        during = s.get("disruption_outcomes") or {}
+        during = ((s.get("phases") or {}).get("disruption") or {}).get("outcomes") or {}
         fails = {k: v for k, v in during.items() if k != "ok"}
         if during:
             console.print("during the rollout: " + (", ".join(f"{k} {v:,}" for k, v in sorted(fails.items()))
