@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
+import json
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_INCONCLUSIVE, BadInput
+from harness.errors import BadInput
 
 EPILOG = """\
 examples:
@@ -92,71 +91,18 @@ def _config(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.analysis import write_summary
-    from harness.model.clock import RunClock
-    from harness.model.requests import REQUESTS_DIR, read_requests_table
-    from harness.model.rundir import MANIFEST_FILE, host_info, versions, write_json_atomic
-    from harness.traffic.summary import generator_figures
+    from harness.runner import run_load
+    from harness.traffic.progress import Progress
 
     cfg = _config(args)  # all argument errors before anything is created
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"--out {out}: directory exists and is not empty; give a new run dir")
-    out.mkdir(parents=True, exist_ok=True)
-    clock = RunClock.start()
-    manifest = {"kind": "load", "url": args.url, "platform": "none", "status": "running",
-                "engine": {**cfg.__dict__, "rate": args.rate, "workers": args.workers},
-                "clock": clock.as_dict(), "host": host_info(), "versions": versions()}
-    write_json_atomic(out / MANIFEST_FILE, manifest)
-    status = "complete"
-    try:
-        results = _drive(cfg, clock, out / REQUESTS_DIR, args.workers, args.duration)
-    except KeyboardInterrupt:
-        status, results = "interrupted", []
-    table, complete = read_requests_table(out)
-    generator = generator_figures(table, results, asked_rate=args.rate, workers=args.workers,
-                                  records_complete=complete, max_lag_ms=args.max_lag_ms)
-    manifest.update(status=status, generator=generator)
-    write_json_atomic(out / MANIFEST_FILE, manifest)
-    summary = write_summary(out).summary
-    _print_summary(summary, generator, status, out)
-    if status == "interrupted":
-        return 130
-    return EXIT_INCONCLUSIVE if generator["fell_behind"] else 0
-
-
-def _drive(cfg, clock, requests_dir: Path, workers: int, duration: float):
-    from harness.traffic.engine import Engine
-    from harness.traffic.progress import Progress, Snapshot
-    from harness.traffic.workers import run_on_fast_loop, run_workers
-
-    with Progress(label="load", duration=duration) as progress:
-        if workers > 1:
-            return run_workers(cfg, clock=clock, out_dir=requests_dir, workers=workers,
-                               on_tick=lambda slots: progress.update(Snapshot.from_shared(slots)))
-
-        async def main():
-            engine = Engine(cfg, clock=clock, out_dir=requests_dir)
-            loop = asyncio.get_running_loop()
-            interrupted = []
-
-            def on_sigint():
-                interrupted.append(1)
-                engine.stop()  # first: stop scheduling, let in-flight finish; second: abort
-
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-
-            def tick():
-                progress.update(Snapshot.from_live(engine.live))
-                loop.call_later(0.25, tick)
-
-            loop.call_later(0.25, tick)
-            result = await engine.run()
-            if interrupted:
-                raise KeyboardInterrupt
-            return [result]
-
-        return run_on_fast_loop(main)
+    outcome = run_load(cfg, out=out, workers=args.workers, max_lag_ms=args.max_lag_ms,
+                       progress=Progress(label="load", duration=args.duration))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    _print_summary(outcome.summary, manifest["generator"], outcome.status, out)
+    return outcome.exit_code
 
 
 def _print_summary(s: dict, gen: dict, status: str, out: Path) -> None:

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.errors import BadInput
     from harness.model.rundir import default_run_dir
     from harness.model.scenario import load_scenario
-    from harness.runner import LiveProgress, check_platform, run_scenario
+    from harness.runner import check_platform, run_scenario
+    from harness.traffic.progress import Progress
 
     scenario = load_scenario(args.scenario, args.overrides)  # bad input: exit 2 before anything is created
     check_platform(args.platform)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {run_dir}: directory exists and is not empty; give a new run dir")
     if run_dir.exists():
         run_dir.rmdir()
-    progress = None if args.quiet else LiveProgress(scenario)
+    progress = None if args.quiet else Progress(label=scenario.name, asked_rate=scenario.traffic.rate, transient=True)
     if progress is not None:
         with progress:
             outcome = run_scenario(scenario, platform=args.platform, run_dir=run_dir, report=not args.no_report,
@@ -65,7 +66,7 @@ def print_summary(outcome) -> None:
 
     console = Console(file=sys.stdout)
     s = outcome.summary
-    verdict = s.get("verdict") or {}
+    verdict = (s.get("verdict") or {}) if outcome.reported else {}  # --no-report: no gate, no verdict shown
     status = verdict.get("status") or outcome.status
     style = {"pass": "bold green", "fail": "bold red"}.get(status, "bold yellow")
     console.print(f"[{style}]{status.upper()}[/]  run {outcome.status}  exit {outcome.exit_code}")

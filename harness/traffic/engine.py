@@ -22,7 +22,7 @@ import errno as _errno
 import gc
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import BadInput
 from harness.model.clock import RunClock
@@ -32,6 +32,9 @@ from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.classify import classify_error
 from harness.traffic.http1 import Conn, Target
 from harness.traffic.schedule import scheduled_ns, uses_new_connection
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.traffic.routes import RouteClient
 
 _OK = OUTCOME_CODE[Outcome.OK]
 _DROPPED = OUTCOME_CODE[Outcome.DROPPED]
@@ -141,7 +144,8 @@ class Engine:
     """One worker: one event loop, its own connections, one records file."""
 
     def __init__(self, config: EngineConfig, *, clock: RunClock, out_dir: str | Path, worker: int = 0,
-                 workers: int = 1, resolver: Resolver | None = None, start_ns: int | None = None):
+                 workers: int = 1, resolver: Resolver | None = None, routes: "RouteClient | None" = None,
+                 start_ns: int | None = None):
         config.check()
         self.config = config
         self.clock = clock
@@ -149,6 +153,7 @@ class Engine:
         self.workers = workers
         self.target = Target(config.url, method=config.method, headers=config.headers, pod_header=config.pod_header)
         self.resolver = resolver or StaticResolver(self.target.host, self.target.port)
+        self._routes = routes  # a worker process: routes come from the parent's resolver
         self.pod_header_needles = self.target.pod_header_needles
         self._req_prefix = self.target.prefix
         self._req_keepalive = self.target.suffix_keepalive
@@ -169,7 +174,7 @@ class Engine:
         self._waiting: collections.deque[tuple[int, int]] = collections.deque()
         self._pool_size = 0
         self._inflight = 0
-        self._dialing: set[asyncio.Task] = set()
+        self._dialing: dict[asyncio.Task, tuple] = {}  # dial task -> (seq, sched, sent, route_pod)
         self._next_conn = (worker << 40) + 1
         self._stopping = False
         self._done: asyncio.Future | None = None
@@ -309,38 +314,56 @@ class Engine:
                   b"%b%d%b" % (self._req_prefix, seq, self._req_keepalive if conn.keepalive else self._req_close))
 
     def _dial(self, seq: int, sched: int, now: int, keepalive: bool) -> None:
-        route = self.resolver.pick()
-        if route is None:
-            if keepalive:
-                self._pool_size -= 1
-            self._record(seq, sched, now, now, _REFUSED, 0, _errno.ECONNREFUSED,
-                         "no ready endpoint to route to", -1, False, None, None)
-            return
+        route = None
+        if self._routes is None:
+            route = self.resolver.pick()
+            if route is None:
+                if keepalive:
+                    self._pool_size -= 1
+                self._refused_no_endpoint(seq, sched, now, now)
+                return
         self._inflight += 1
         lag = now - sched
         if lag > self.live.lag_max_ns:
             self.live.lag_max_ns = lag
         task = self._loop.create_task(self._connect(route, seq, sched, now, keepalive))
-        self._dialing.add(task)
-        task.add_done_callback(self._dialing.discard)
+        self._dialing[task] = (seq, sched, now, route.pod if route is not None else None)
+        task.add_done_callback(self._dial_done)
+
+    def _dial_done(self, task: asyncio.Task) -> None:
+        self._dialing.pop(task, None)
+
+    def _refused_no_endpoint(self, seq: int, sched: int, sent: int, ended: int) -> None:
+        self._record(seq, sched, sent, ended, _REFUSED, 0, _errno.ECONNREFUSED,
+                     "no ready endpoint to route to", -1, False, None, None)
 
     async def _connect(self, route, seq: int, sched: int, sent: int, keepalive: bool) -> None:
         conn_id = self._next_conn
         self._next_conn += 1
-        conn = Conn(self, conn_id, route.pod, keepalive)
+        conn = None
         try:
             async with asyncio.timeout(self.config.connect_timeout):
-                await self._loop.create_connection(lambda: conn, route.host, route.port)
+                if route is None:  # asked of the parent process's resolver (harness.traffic.routes)
+                    route = await self._routes.pick()
+                if route is not None:
+                    conn = Conn(self, conn_id, route.pod, keepalive)
+                    await self._loop.create_connection(lambda: conn, route.host, route.port)
         except asyncio.CancelledError:
-            self._inflight -= 1
-            raise
+            raise  # by the engine's abort or shutdown, which recorded the request (_record_unfinished)
         except BaseException as exc:  # noqa: BLE001 - every failure is data
             outcome, err, text = classify_error(exc, "connect")
             self._inflight -= 1
             if keepalive:
                 self._pool_size -= 1
             self._record(seq, sched, sent, self._now(), OUTCOME_CODE[outcome], 0, err, text, conn_id, False,
-                         None, route.pod)
+                         None, route.pod if route is not None else None)
+            self._slot_freed()
+            return
+        if conn is None:  # no ready endpoint in the parent's view
+            self._inflight -= 1
+            if keepalive:
+                self._pool_size -= 1
+            self._refused_no_endpoint(seq, sched, sent, self._now())
             self._slot_freed()
             return
         self._all.add(conn)
@@ -511,9 +534,28 @@ class Engine:
 
         self._timers.append(self._loop.call_later(interval, tick))
 
-    def _abort_all(self) -> None:
-        for task in list(self._dialing):
+    def _record_unfinished(self, why: str) -> None:
+        """Abort or shutdown: every request not finished yet gets its record now,
+        as dropped (the harness gave up on it; it is not the service's failure)."""
+        now = self._now()
+        while self._waiting:
+            seq, sched = self._waiting.popleft()
+            self._record(seq, sched, -1, now, _DROPPED, 0, 0, f"{why} while waiting for a connection", -1, False,
+                         None, None)
+        for task, (seq, sched, sent, route_pod) in list(self._dialing.items()):
+            self._record(seq, sched, sent, now, _DROPPED, 0, 0, f"{why} while connecting", -1, False, None,
+                         route_pod)
             task.cancel()
+        self._dialing.clear()
+        for conn in self._all:
+            if conn.seq >= 0:
+                self._record(conn.seq, conn.sched_ns, conn.sent_ns, now, _DROPPED, conn.status_so_far(), 0,
+                             f"{why} before its response", conn.conn_id, conn.served > 0, conn.pod, conn.route_pod)
+                conn.seq = -1
+        self._inflight = 0
+
+    def _abort_all(self) -> None:
+        self._record_unfinished("aborted")
         for conn in list(self._all):
             if conn.transport is not None:
                 conn.transport.abort()
@@ -521,12 +563,12 @@ class Engine:
             self._done.set_result(None)
 
     def _shutdown(self) -> None:
+        self._stopping = True  # nothing is issued any more, whatever ends the run (a cancel included)
         for t in self._timers:
             t.cancel()
         if self._pump_timer is not None:
             self._pump_timer.cancel()
-        for task in list(self._dialing):
-            task.cancel()
+        self._record_unfinished("cancelled")
         for conn in list(self._all):
             if conn.transport is not None:
                 conn.transport.close()
