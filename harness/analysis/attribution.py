@@ -82,11 +82,10 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
               ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
-    score 4: a refusal this pod's state certainly produces (exited, listener
-    closed, not yet listening); 3: the failure is what this pod's state
-    produces (a cut in flight, a refusal after a stop signal from an app that
-    does not log its listener); 2: the pod was terminating or starting
-    (plausible); 1: merely visible.
+    score 4: a refusal this pod's state produces (exited, listener closed,
+    not yet listening, or signalled and silent about its listener);
+    3: a cut in flight this pod's end or shutdown explains; 2: the pod was
+    terminating or starting (plausible); 1: merely visible.
     distance: how far (ns) the pod's deciding event is from the failure, to
     break ties between pods with the same score.
     """
@@ -118,10 +117,12 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     score[gone | early] = 4
     dist[gone | early] = 0
     if not p.drained_gracefully and p.stop_signal is not None:
-        # probable: no word from the app about its listener, which most servers
-        # close soon after their stop signal (uvicorn within ~0.1 s)
+        # no word from the app about its listener, which most servers close soon
+        # after their stop signal (uvicorn within ~0.1 s, at its next loop tick):
+        # as likely as an exited pod — real runs saw refusals in that first
+        # 0.1 s go to either, so two such pods make the failure ambiguous
         signalled = refused & ~gone & ~early & (t_conn >= p.stop_signal)
-        score[signalled] = 3
+        score[signalled] = 4
         dist[signalled] = 0
         gone = gone | signalled
     score[near] = 2

@@ -37,6 +37,33 @@ def race_window_ns(req) -> int:
     return RACE_WINDOW_NS + (int(np.percentile(lag, 99)) if len(lag) else 0)
 
 
+def cuts_busy_connections(ctx: Context, p, rows: np.ndarray) -> bool:
+    """Did pod ``p`` close connections under requests it was serving (then
+    its no-byte failures were in flight), rather than only idle ones (the
+    race)? A server that drains keeps answering its busy connections after
+    it closes the idle ones; one that cuts them answers nothing after. When
+    it answered nothing after, the app's own count of requests in flight at
+    its close (app log) decides, else the age of the failures: one as old as
+    the pod's fastest answers (p5) had been read and was being served."""
+    if not rows.any():
+        return False
+    ended = ctx.att["ended_ns"].to_numpy()[rows]
+    sent = ctx.att["sent_ns"].to_numpy()[rows]
+    cut_at = int(ended.min())
+    req = ctx.req
+    answered = (req["pod"].to_numpy(dtype=object) == p.name) & (req["code"].to_numpy() == CODE[Outcome.OK])
+    r_end = req["ended_ns"].to_numpy()[answered]
+    if (r_end > cut_at + TOL_NS).any():
+        return False
+    if p.inflight_at_close is not None:
+        return p.inflight_at_close > 0
+    r_sent = req["sent_ns"].to_numpy()[answered]
+    if not len(r_end):
+        return False
+    fastest = float(np.percentile(r_end - r_sent, 5))
+    return bool(((ended - sent) >= fastest).any())
+
+
 def race_mask(ctx: Context) -> np.ndarray:
     """Failures that look like the keep-alive close race: on a reused
     connection, closed or reset with no response byte, within the race
@@ -53,6 +80,8 @@ def race_mask(ctx: Context) -> np.ndarray:
         if not rows.any():
             continue
         ok = np.ones(len(att), dtype=bool)
+        if cuts_busy_connections(ctx, p, rows & mask):
+            continue
         if p.end is not None:
             ok &= sent <= p.end + TOL_NS
         if p.sigkill is not None:
@@ -113,12 +142,15 @@ def rule_keepalive_cut(ctx: Context) -> dict[str, Any] | None:
         return None
     got = claim(ctx, mask)
     reused = int(got["reused"].sum())
+    inflight = sum(ctx.pods[k].inflight_at_close or 0 for k in per_pod if k in ctx.pods)
     n_conns = sum(v["connections"] for v in per_pod.values())
     return finding(
         "keepalive-cut", TITLES["keepalive-cut"],
-        f"The app drained, but at shutdown it closed {n_conns} open connection(s) on {', '.join(per_pod)} "
-        f"under requests it had been sent more than {race_window_ns(ctx.req) / 1e6:.0f} ms earlier: {len(got)} requests "
-        f"failed ({outcome_text(by_outcome(got))}), {reused} of them on reused keep-alive connections.",
+        f"At shutdown {', '.join(per_pod)} closed {n_conns} open connection(s) under requests it was serving "
+        f"(it answered nothing on them after"
+        + (f"; by its own log {inflight} request(s) were in flight then" if inflight else "")
+        + f"): {len(got)} requests failed ({outcome_text(by_outcome(got))}), {reused} of them on reused "
+        "keep-alive connections.",
         "At shutdown answer each request still arriving on a keep-alive connection with "
         "Connection: close and close a connection only after its response (no RST, no close while a "
         "request may be on the wire); do it while the preStop delay still keeps new traffic away.",
