@@ -125,6 +125,7 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
         score[signalled] = 4
         dist[signalled] = 0
         gone = gone | signalled
+    near &= ~gone
     score[near] = 2
     dist[near] = np.abs(t_conn[near] - not_accepting)
     # cut in flight: the pod's end or shutdown fell inside [sent, ended]
