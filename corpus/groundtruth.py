@@ -12,9 +12,13 @@ the run, this says which of the two is wrong. Mechanisms::
     new-conn-after-stop      a new connection sent after the stop signal, accepted by the kernel into a
                              backlog the server no longer accepted from, cut when the socket closed
     in-flight-at-signal      sent before the stop signal, cut without an answer
-    unread-until-exit        sent after the signal onto a connection the server no longer read; cut at exit
-    idle-close-race          sent after the signal onto a reused connection, cut well before the exit
-                             (the server closed it while idle: the keep-alive close race)
+    idle-cut-at-exit         sent after the signal onto a reused connection that was idle then, never
+                             answered, cut when the process exited
+    idle-close-race          the same, cut well before the exit (the server closed it while idle)
+                             Both are the HTTP/1.1 keep-alive close race: the request was written onto a
+                             connection the server was done with, no response byte; a retrying client
+                             absorbs it. A quick graceful shutdown (nginx: ~15 ms) closes idle
+                             connections and exits at once, so timing alone cannot tell the two apart.
     other                    anything else (HTTP errors, timeouts, no route)
 
 Usage: ``python corpus/groundtruth.py RUN_DIR`` prints the counts and rows.
@@ -39,7 +43,7 @@ CUT = {"closed", "reset", "other"}
 NEAR_SIGNAL_NS = 5_000_000
 #: the finding that names each mechanism (what the diagnosis should say)
 NAMED_BY = {"refused-after-signal": "no-prestop", "new-conn-after-stop": "no-prestop",
-            "in-flight-at-signal": "no-graceful-shutdown", "unread-until-exit": "no-graceful-shutdown",
+            "in-flight-at-signal": "no-graceful-shutdown", "idle-cut-at-exit": "keepalive-close-race",
             "idle-close-race": "keepalive-close-race"}
 
 
@@ -64,7 +68,7 @@ def mechanism(row: Any, times: dict[str, dict[str, int]]) -> str:
     if row.sent_ns < sig:
         return "in-flight-at-signal"
     if ext is not None and row.ended_ns >= ext - EXIT_TOL_NS:
-        return "unread-until-exit"
+        return "idle-cut-at-exit"
     return "idle-close-race" if bool(row.conn_reused) else "other"
 
 
