@@ -12,6 +12,7 @@ the run, this says which of the two is wrong. Mechanisms::
     new-conn-after-stop      a new connection sent after the stop signal, accepted by the kernel into a
                              backlog the server no longer accepted from, cut when the socket closed
     in-flight-at-signal      sent before the stop signal, cut without an answer
+    cut-at-sigkill           in flight when the grace period ran out and SIGKILL came
     idle-cut-at-exit         sent after the signal onto a reused connection that was idle then, never
                              answered, cut when the process exited
     idle-close-race          the same, cut well before the exit (the server closed it while idle)
@@ -44,6 +45,7 @@ NEAR_SIGNAL_NS = 5_000_000
 #: the finding that names each mechanism (what the diagnosis should say)
 NAMED_BY = {"refused-after-signal": "no-prestop", "new-conn-after-stop": "no-prestop",
             "in-flight-at-signal": "no-graceful-shutdown", "idle-cut-at-exit": "keepalive-close-race",
+            "cut-at-sigkill": "short-grace",
             "idle-close-race": "keepalive-close-race"}
 
 
@@ -63,6 +65,9 @@ def mechanism(row: Any, times: dict[str, dict[str, int]]) -> str:
         return "refused-after-signal" if sig is not None and row.sent_ns >= sig else "refused-not-listening"
     if row.outcome not in CUT or sig is None:
         return "other"
+    kill = (t or {}).get("sigkill")
+    if kill is not None and row.sent_ns <= (ext or kill) and row.ended_ns >= kill - EXIT_TOL_NS:
+        return "cut-at-sigkill"
     if not bool(row.conn_reused) and row.sent_ns >= sig - NEAR_SIGNAL_NS:
         return "new-conn-after-stop"
     if row.sent_ns < sig:

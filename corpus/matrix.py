@@ -175,18 +175,34 @@ def write_doc(rows: list[dict[str, Any]], tot: dict[str, Any], when: str) -> Non
     DOC.write_text(pre + BEGIN + body + END + rest.split(END, 1)[1], encoding="utf-8")
 
 
-def reanalyse(d: Path) -> int:
+def reanalyse(d: Path, write: bool) -> int:
+    """Analyse an earlier matrix's run dirs again with the current rules,
+    keeping the wall times and load averages it recorded."""
     from harness.model.scenario import load_scenario
+    before = {}
+    if (d / "results.json").exists():
+        before = {c["cell"]: c for c in json.loads((d / "results.json").read_text())["cells"]}
     rows = []
     for cell in sorted(p for p in d.iterdir() if p.is_dir()):
         attempts = sorted(cell.glob("attempt-*")) or [cell]
         a = analyse(attempts[-1])
         exp = expectation(load_scenario(SCENARIOS / f"{cell.name}.yaml").description, cell.name)
-        r = row(cell.name, a, exp, [], [], float("nan"))
+        old = before.get(cell.name, {})
+        r = row(cell.name, a, exp, old.get("wall_s", []), old.get("inconclusive_attempts", []),
+                old.get("load_avg_1m", float("nan")))
+        r["wall_s"] = old.get("wall_s", [])
         rows.append(r)
         print(f"{cell.name:34} {r['verdict']:12} top={r['top_finding']} failed={_fmt_outcomes(r['outcomes'])} "
-              f"{r['match']} attribution={r['attribution'] and r['attribution']['accuracy']} {r['findings']}")
-    print(json.dumps(totals(rows, 0.0)))
+              f"{r['match']} truth={r['truth_top']} attribution={r['attribution'] and r['attribution']['accuracy']} "
+              f"{r['findings']}")
+    wall = json.loads((d / "results.json").read_text())["totals"]["matrix_wall_s"] if before else 0.0
+    tot = totals(rows, wall)
+    if write:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        result = {"generated": when, "reanalysed_from": str(d), "totals": tot, "cells": rows}
+        RESULTS.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        write_doc(rows, tot, when + f" (run dirs of {d.name}, analysed again)")
+    print(json.dumps(tot))
     return 0
 
 
@@ -201,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                          "e.g. after the diagnosis rules changed")
     args = ap.parse_args(argv)
     if args.reanalyse:
-        return reanalyse(Path(args.reanalyse))
+        return reanalyse(Path(args.reanalyse), write=not args.no_doc)
     files = sorted(SCENARIOS.glob("*.yaml"))
     if args.only:
         files = [f for f in files if split_name(f.stem)[0] == args.only]
