@@ -163,4 +163,8 @@ build_node() {
   echo "$out"
 }
 
-build_node
+case "${1:-all}" in
+  rootfs) build_rootfs ;;
+  all) build_node ;;
+  *) die "usage: build-node-image.sh [rootfs|all]" ;;
+esac

@@ -11,8 +11,13 @@
 #   dockerd.sh env     print the export line for DOCKER_HOST and PATH
 source "$(dirname "$0")/lib.sh"
 RECORD="$KIND_STATE/dockerd-host-before.env"
+# dockerd's, then the host-wide ones a kubelet or kube-proxy in a privileged
+# kind node writes (the cluster's list, cluster/scripts/lib.sh, and conntrack's)
 DOCKER_SYSCTLS=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.forwarding
-                net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
+                net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+                "${SYSCTLS[@]}" net.netfilter.nf_conntrack_max
+                net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_close_wait
+                net.netfilter.nf_conntrack_tcp_be_liberal)
 
 running() { [[ -f $DOCKER_PID ]] && kill -0 "$(cat "$DOCKER_PID")" 2>/dev/null; }
 
@@ -26,7 +31,7 @@ record() {
     printf 'policy FORWARD %s\n' "$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}')"
     for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do printf 'link %s\n' "$l"; done
     iptables-save 2>/dev/null | sed -n 's/^\*/table /p'
-    [[ -e /lib/modules ]] && echo 'path /lib/modules'
+    for p in /lib/modules /run/docker; do [[ -e $p ]] && echo "path $p"; done
   } > "$RECORD.tmp"
   mv "$RECORD.tmp" "$RECORD"
 }
@@ -57,8 +62,8 @@ start() {
 # delete_rules TABLE -- rules that mention docker's chains or bridges, then its chains.
 delete_rules() {
   local t="$1" line chain
-  iptables-save -t "$t" 2>/dev/null | grep '^-A' | grep -vE '^-A DOCKER' \
-    | grep -E 'DOCKER|docker0|br-[0-9a-f]{12}' | while IFS= read -r line; do
+  { iptables-save -t "$t" 2>/dev/null | grep '^-A' | grep -vE '^-A DOCKER' \
+    | grep -E 'DOCKER|docker0|br-[0-9a-f]{12}' || true; } | while IFS= read -r line; do
       eval "iptables -t $t -D ${line#-A }" || true
     done
   for chain in $(iptables-save -t "$t" 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
@@ -89,7 +94,12 @@ undo_host() {
     [[ -z "$(iptables-save -t "$t" | grep -E '^-A|^:' | grep -vE '^:(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) ')" ]] \
       && nft delete table ip "$t" 2>/dev/null || true
   done
+  # kind bind-mounts /lib/modules (docker creates it, empty, when missing); dockerd
+  # keeps a plugins dir in /run/docker whatever its exec root
   if [[ -d /lib/modules ]] && ! grep -qxF 'path /lib/modules' "$RECORD"; then rmdir /lib/modules 2>/dev/null || true; fi
+  if [[ -d /run/docker ]] && ! grep -qxF 'path /run/docker' "$RECORD"; then
+    rmdir /run/docker/plugins 2>/dev/null || true; rmdir /run/docker 2>/dev/null || true
+  fi
   rm -f "$RECORD"
 }
 
