@@ -152,6 +152,9 @@ build_node() {
   # systemd-in-a-container: nothing waits for ttys, and no unit needs a real machine
   chroot "$root" systemctl mask getty.target systemd-udevd.service systemd-modules-load.service \
     systemd-remount-fs.service systemd-firstboot.service >/dev/null 2>&1
+  # systemd-sysctl in a privileged node writes the host's /proc/sys for every
+  # setting that is not per network namespace: only the node's own file stays
+  rm -f "$root"/usr/lib/sysctl.d/*.conf "$root"/etc/sysctl.d/99-sysctl.conf
   preload "$root" "$imgs"
   python3 "$ARCHIVE" --rootfs "$root" --tag "$NODE_IMAGE" \
     --entrypoint '["/usr/local/bin/entrypoint", "/sbin/init"]' \

@@ -11,13 +11,27 @@
 #   dockerd.sh env     print the export line for DOCKER_HOST and PATH
 source "$(dirname "$0")/lib.sh"
 RECORD="$KIND_STATE/dockerd-host-before.env"
-# dockerd's, then the host-wide ones a kubelet or kube-proxy in a privileged
-# kind node writes (the cluster's list, cluster/scripts/lib.sh, and conntrack's)
-DOCKER_SYSCTLS=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.forwarding
-                net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
-                "${SYSCTLS[@]}" net.netfilter.nf_conntrack_max
-                net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_close_wait
-                net.netfilter.nf_conntrack_tcp_be_liberal)
+SYSCTL_BEFORE="$KIND_STATE/dockerd-sysctl-before"
+# Every kernel setting is recorded and put back: dockerd changes some (ip_forward,
+# bridge netfilter), and so do processes in a privileged kind node, where /proc/sys
+# is the host's for every setting that is not per network namespace: systemd as
+# PID 1 raises fs.file-max and fs.nr_open, the kubelet sets vm.overcommit_memory,
+# kernel.panic*, kernel.keys.*. Volatile counters are left out.
+sysctl_values() {
+  sysctl -a 2>/dev/null | grep -vE 'random|inode-nr|inode-state|dentry-state|file-nr|stat_refresh|ns_last_pid|sched_domain|nf_conntrack_count|perf_event_max|fs\.quota|kernel\.pty\.nr|tainted|hung_task|nf_conntrack_buckets' || true
+}
+restore_sysctls() {
+  [[ -f $SYSCTL_BEFORE ]] || return 0
+  local pass line name value
+  # two passes: some settings move others (ip_forward resets accept_redirects)
+  for pass in 1 2; do
+    while IFS= read -r line; do
+      name="${line%% = *}"; value="${line#* = }"
+      sysctl -qw "$name=$value" 2>/dev/null || true
+    done < <(comm -23 <(sort "$SYSCTL_BEFORE") <(sysctl_values | sort))
+  done
+  rm -f "$SYSCTL_BEFORE"
+}
 
 running() { [[ -f $DOCKER_PID ]] && kill -0 "$(cat "$DOCKER_PID")" 2>/dev/null; }
 
@@ -25,15 +39,13 @@ record() {
   [[ -f $RECORD ]] && return 0   # keep the first record: a later one would see our changes
   mkdir -p "$KIND_STATE"
   {
-    for s in "${DOCKER_SYSCTLS[@]}"; do
-      v="$(sysctl -n "$s" 2>/dev/null)" && printf 'sysctl %s %s\n' "$s" "$v"
-    done
     printf 'policy FORWARD %s\n' "$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}')"
     for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do printf 'link %s\n' "$l"; done
     iptables-save 2>/dev/null | sed -n 's/^\*/table /p'
     for p in /lib/modules /run/docker; do [[ -e $p ]] && echo "path $p"; done
   } > "$RECORD.tmp"
   mv "$RECORD.tmp" "$RECORD"
+  sysctl_values > "$SYSCTL_BEFORE"
 }
 
 start() {
@@ -84,7 +96,6 @@ undo_host() {
   done
   while read -r kind name value; do
     case "$kind" in
-      sysctl) [[ "$(sysctl -n "$name" 2>/dev/null)" == "$value" ]] || sysctl -qw "$name=$value" || true ;;
       policy) [[ -n $value ]] && iptables -P "$name" "$value" ;;
     esac
   done < "$RECORD"
@@ -96,6 +107,7 @@ undo_host() {
   done
   # kind bind-mounts /lib/modules (docker creates it, empty, when missing); dockerd
   # keeps a plugins dir in /run/docker whatever its exec root
+  restore_sysctls
   if [[ -d /lib/modules ]] && ! grep -qxF 'path /lib/modules' "$RECORD"; then rmdir /lib/modules 2>/dev/null || true; fi
   if [[ -d /run/docker ]] && ! grep -qxF 'path /run/docker' "$RECORD"; then
     rmdir /run/docker/plugins 2>/dev/null || true; rmdir /run/docker 2>/dev/null || true
