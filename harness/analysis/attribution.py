@@ -139,6 +139,13 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
         better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
         dist[better] = d[better]
+    # cut after the pod's stop signal, before its end: a server shutting down
+    # closes its listener and the connections in its accept backlog (hypercorn)
+    if p.stop_signal is not None:
+        end = v(p.end)
+        shut = cut & (score < 3) & ~(gone | early) & (ended >= p.stop_signal - TOL_NS) & (sent_eff <= end + TOL_NS)
+        score[shut] = 3
+        dist[shut] = np.abs(ended[shut] - p.stop_signal)
     # plausible: terminating (deleted) or not yet serving
     plausible = (score < 2) & ((t_conn >= deletion) | (t_conn < serving))
     score[plausible] = 2
