@@ -38,14 +38,13 @@ from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
 from harness.platforms.kubernetes.podlogs import LogFollower
-from harness.platforms.kubernetes.podtrack import PodTracker, Step
+from harness.platforms.kubernetes.podtrack import IMAGE_PROBLEMS, PodTracker, Step
 from harness.platforms.kubernetes.rollout import Phase, rollout_state
 from harness.platforms.kubernetes.watch import ResourceWatch
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
-IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 RAW_WATCH_FILE = "kube-watch.jsonl"
 
 
@@ -225,8 +224,8 @@ class KubernetesPlatform:
                     await anyio.sleep(0.05)
 
     async def _wait_ready(self) -> None:
-        """All replicas available, all in the Service's endpoints, and the
-        target answering — before any load."""
+        """All replicas available and all in the Service's endpoints, before
+        any load (the runner then checks that the target serves)."""
         deadline = time.monotonic() + self.sc.deployment.progress_deadline_seconds + 30
         want = self.sc.deployment.replicas if self.mode == "managed" else None
         message = ""
@@ -248,22 +247,9 @@ class KubernetesPlatform:
             message = f"{state.message}; {routable}/{want_n} endpoints ready"
             self._progress = message
             if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
-                if await self._target_answers():
-                    return
-                message += f"; {self._url} does not answer yet"
+                return  # whether it serves is the runner's one check, through the NodePort (traffic.preflight)
             await anyio.sleep(POLL_S)
         raise PlatformError(f"kubernetes: not ready before the deadline: {message}")
-
-    async def _target_answers(self) -> bool:
-        url = self.target_url()
-        import httpx
-
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                r = await client.get(url, headers={"Connection": "close"})
-            return r.status_code < 500
-        except httpx.HTTPError:
-            return False
 
     # ---- rollout ------------------------------------------------------------
     async def _follow_rollout(self, *, min_generation: int):

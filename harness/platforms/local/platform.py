@@ -20,11 +20,10 @@ from harness.errors import PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
-from harness.model.scenario import HTTPGetAction, Scenario
+from harness.model.scenario import Scenario
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
 from harness.platforms.local.kubelet import Kubelet, raise_if_failed
 from harness.platforms.local.pods import Pod, Template, pod_name, repo_root
-from harness.platforms.local.probes import http_get
 from harness.platforms.local.process import PortAllocator
 from harness.platforms.local.rollout import RSCounts, recreate_step, rollout_complete, rolling_update_step
 
@@ -101,38 +100,18 @@ class LocalPlatform:
 
     async def deploy(self) -> None:
         """Create the Deployment; return once every replica is available and
-        its endpoint is in the traffic path's view."""
+        its endpoint is in the traffic path's view (serving is checked by the
+        caller through the traffic path: harness.traffic.preflight)."""
         self.state = "deploying"
         self.kubelet.fail_fast = True
         try:
             await self._reconcile()
             await self._until(lambda: len(self.proxy.visible) >= self.scenario.deployment.replicas,
                               "endpoints of every replica to reach the traffic path")
-            await self._until_serving()
+            # whether every replica serves is the runner's one check (harness.traffic.preflight)
         finally:
             self.kubelet.fail_fast = False
         self.state = "deployed"
-
-    async def _until_serving(self) -> None:
-        """The baseline is the control, so it starts only once every replica
-        answers the traffic path without a 5xx (an app without a readiness
-        probe may be "ready" long before it can serve)."""
-        action = HTTPGetAction(path=self.scenario.traffic.path)
-        limit = self.scenario.deployment.progress_deadline_seconds
-        waiting = list(self.proxy.routes)
-        with anyio.move_on_after(limit):
-            while waiting:
-                raise_if_failed(self.pods)
-                for route in list(waiting):
-                    _, reason = await http_get(route.host, route.port, action, 1.0)
-                    if reason.startswith("HTTP ") and int(reason[5:]) < 500:
-                        waiting.remove(route)
-                if waiting:
-                    await anyio.sleep(0.1)
-            return
-        raise PlatformError(f"pod {waiting[0].pod} did not answer GET {action.path} without an error within "
-                            f"{limit:g}s (progressDeadlineSeconds) after it became ready"
-                            + self._log_tail(waiting[0].pod or ""))
 
     async def disrupt(self) -> None:
         """Roll out the scenario's new template; return when the rollout is
