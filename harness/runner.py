@@ -173,6 +173,7 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                     state.engine_results = await session.run()
 
                 tg.start_soon(traffic)
+                await session.started()  # worker processes may take seconds to start
                 phase("baseline")
                 await anyio.sleep(d.baseline_seconds)
                 phase("disruption")
