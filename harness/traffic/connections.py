@@ -122,7 +122,7 @@ class ConnectionSide:
 
     # -- called by Conn -----------------------------------------------------------
     def conn_done(self, conn: Conn) -> None:
-        now = self._now()
+        now = self._mono() - self._anchor
         status = conn.status
         code = _OK if status < 400 else _status_code(status)
         # inlined RequestWriter.add (see its INT_FIELDS order): this runs per response
@@ -141,7 +141,7 @@ class ConnectionSide:
                 self._seq = seq + self.workers
                 self._inflight += 1
                 self.live.issued += 1
-                conn.send(seq, now, now, now + self._read_timeout_ns, self._request(seq, True))
+                conn.send(seq, now, now, now + self._read_timeout_ns, self._keepalive_request(seq))
                 return
             self._reuse(conn, now)
         else:
