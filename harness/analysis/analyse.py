@@ -189,7 +189,6 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
         "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
         "achieved_rate": _achieved_rate(run),
-        "generator": run.manifest.get("generator") or {},
         "send_lag_ms": stats["send_lag_ms"],
         "latency_ms": stats["latency_ms"],
         "phases": phases,
