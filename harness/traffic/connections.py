@@ -194,25 +194,34 @@ class ConnectionSide:
         if conn.leave_pool():
             self._pool_size -= 1
 
-    def _reuse(self, conn: Conn, now: int) -> None:
+    def _next_waiter(self, now: int) -> tuple[int, int] | None:
+        """The oldest request still worth sending; those that waited longer
+        than the read timeout for a connection are recorded dropped."""
         waiting = self._waiting
         while waiting:
             seq, sched = waiting.popleft()
-            if now - sched > self._read_timeout_ns:
-                self._record(seq, sched, -1, now, _DROPPED, 0, 0, "waited longer than the read timeout for a connection",
-                             -1, False, None, None)
-                continue
-            self._send(conn, seq, sched, now)
-            return
-        self._idle.append(conn)
+            if now - sched <= self._read_timeout_ns:
+                return seq, sched
+            self._record(seq, sched, -1, now, _DROPPED, 0, 0, "waited longer than the read timeout for a connection",
+                         -1, False, None, None)
+        return None
+
+    def _reuse(self, conn: Conn, now: int) -> None:
+        nxt = self._next_waiter(now)
+        if nxt is None:
+            self._idle.append(conn)
+        else:
+            self._send(conn, nxt[0], nxt[1], now)
 
     def _slot_freed(self) -> None:
         """A request finished or a pooled connection went away: serve waiters,
         keep a closed loop busy, or finish a stop."""
         if self._waiting and self._pool_size < self.config.connections and not self._stopping_hard():
-            seq, sched = self._waiting.popleft()
-            self._pool_size += 1
-            self._dial(seq, sched, self._now(), True)
+            now = self._now()
+            nxt = self._next_waiter(now)
+            if nxt is not None:
+                self._pool_size += 1
+                self._dial(nxt[0], nxt[1], now, True)
         if self._stopping:
             self._maybe_done()
         elif not self._interval:

@@ -188,3 +188,15 @@ def test_no_route_answer_within_the_read_timeout_is_dropped_not_a_service_failur
                    read_timeout=0.0625, routes=SlowRoutes(None))
     assert list(df.outcome) == ["dropped"] and list(df.sent_ns) == [-1] and ms(df.ended_ns) == [62.5]
     assert df.error[0] == "no route from the harness within the read timeout"
+
+
+def test_a_waiter_is_never_sent_after_waiting_longer_than_the_read_timeout(tmp_path):
+    """One connection, never answered, read timeout 62.5 ms: seq 0 times out at
+    the sweep of 78.125 ms, which frees the pool slot; seqs 1 and 2 (due at 1
+    and 2 ms) have waited longer than the read timeout by then: dropped at
+    78.125 ms, not sent on a new connection."""
+    server = Server(delay_s=None)
+    _, df, _ = run(tmp_path, server, rate=1000, duration=0.0025, connections=1, read_timeout=0.0625)
+    assert list(df.outcome) == ["read_timeout", "dropped", "dropped"]
+    assert ms(df.ended_ns) == [78.125] * 3 and list(df.sent_ns[1:]) == [-1, -1]
+    assert server.dials == 1
