@@ -95,7 +95,8 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     out = []
     for p in pods.values():
         d = {k: (None if v is None else round(v / 1e9, 3)) for k, v in dataclasses.asdict(p).items()
-             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent")}
+             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent",
+                         "inflight_at_close")}
         d = {k: v for k, v in d.items() if v is not None}
         out.append({"pod": p.name, **d, "exit_code": p.exit_code,
                     "endpoint_intervals_s": [[round(lo / 1e9, 3), None if hi is None else round(hi / 1e9, 3)]
