@@ -110,7 +110,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     ctx = diagnosis.Context(scenario=run.scenario, pods=pods, att=att, chains=chains, req=req,
                             window=bounds or ((int(req["scheduled_ns"].min()), int(req["ended_ns"].max()))
                                               if len(req) else None),
-                            baseline_p99_ms=base_p99)
+                            baseline_p99_ms=base_p99, events=run.events)
     findings = diagnosis.diagnose(ctx)
 
     limits = verdict.gate_limits(run.scenario.gate)

@@ -44,6 +44,8 @@ class Context:
     req: pd.DataFrame
     window: tuple[int, int] | None
     baseline_p99_ms: float | None
+    #: the run's lifecycle events (the drain rules read its steps)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: unclaimed failures (rules flip it as they claim)
     free: np.ndarray = dataclasses.field(init=False)
     #: attributed pod per failure, as an object array (compared per pod)

@@ -76,6 +76,7 @@ class KubernetesPlatform:
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
+        self.pod_selector = ""
 
     # ---- the seam -----------------------------------------------------------
     async def __aenter__(self) -> "KubernetesPlatform":
@@ -119,6 +120,11 @@ class KubernetesPlatform:
             "rounding": self._notes})
 
     async def disrupt(self) -> None:
+        if self.sc.disruption.type == "drain":
+            from harness.platforms.kubernetes.drain import drain_on_cluster
+
+            await drain_on_cluster(self)
+            return
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
         self.events.emit(self.clock.now(), "", K.ROLLOUT_STARTED, SourceKind.HARNESS,
                          type=self.sc.disruption.type, patch=patch)
@@ -204,6 +210,7 @@ class KubernetesPlatform:
 
     async def _start_watches(self, *, pod_selector: str, service: str | None,
                              accept_pod: Callable[[str], bool]) -> None:
+        self.pod_selector = pod_selector
         self._record = open(self.run_dir / RAW_WATCH_FILE, "a", encoding="utf-8", buffering=1)
         kube_sink = self._sink(SourceKind.KUBE_WATCH)
         since = self.clock.to_wall_ns(0) - 2_000_000_000  # Events carry whole seconds
