@@ -170,7 +170,16 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
             f"minAvailable {pdb.min_available}" if pdb.min_available is not None else f"maxUnavailable {pdb.max_unavailable}")
     cur, want = last.get("current_healthy"), last.get("desired_healthy")
     blocked = sorted({e["pod"] for e in facts["refused"]} - {e["pod"] for e in facts["evicted"]})
-    if cur is not None and want is not None and cur < want:
+    pending = {e["pod"]: e["detail"].get("reason", "") for e in _events(ctx, EventKind.FAILED_SCHEDULING)
+               if facts["started"] is not None and e["t_ns"] >= facts["started"]}
+    if pending:
+        pod, reason = next(iter(pending.items()))
+        why = (f"the replacement of an evicted pod stayed Pending ({pod}: {reason}), so the healthy count "
+               f"never came back to desiredHealthy {want} and disruptionsAllowed stayed 0")
+        fix = ("Give replacements somewhere to go: more nodes, or a spread constraint that tolerates a "
+               "cordoned node (whenUnsatisfiable: ScheduleAnyway, or nodeTaintsPolicy: Honor so the cordoned "
+               "node is no domain); the PDB then lets the drain go on one pod at a time.")
+    elif cur is not None and want is not None and cur < want:
         why = (f"only {cur} pods were healthy of the {want} the budget needs: not-ready pods are held by "
                "unhealthyPodEvictionPolicy IfHealthyBudget (the default)")
         fix = ("Make the pods healthy, or set unhealthyPodEvictionPolicy: AlwaysAllow so not-ready pods can be "
@@ -186,7 +195,7 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
         f"timed out after {ctx.scenario.disruption.drain.timeout_seconds:g} s; pods never evicted: "
         f"{', '.join(blocked) or '(none)'}. The run could not observe a drain, so it is inconclusive.",
         fix, "high", None, evictions_refused=len(facts["refused"]), pods_blocked=blocked, pdb_status=last,
-        drain=result,
+        drain=result, pending_replacements=pending,
     )
 
 

@@ -127,3 +127,22 @@ def test_rollout_below_the_pdb_is_shown_as_a_fact(tmp_path):
     assert f["severity"] == "low" and f["failures"] == 0
     assert f["evidence"]["desired_healthy"] == 2 and f["evidence"]["lowest_endpoints"] == 1
     assert "limits evictions" in f["cause"]
+
+
+def test_pdb_blocks_because_the_replacement_stays_pending(tmp_path):
+    refused = [("api-a2", 3.0 + 5 * k) for k in range(4)]
+    root = tmp_path / "run"
+    drain_run(root, pdb={"maxUnavailable": 1}, refused=refused, complete=False, evict_at={"api-a1": 3.0})
+    # rewrite with a Pending replacement: append the scheduler's refusal
+    from harness.model.events import EventWriter
+
+    w = EventWriter(root / "events.jsonl")
+    w.emit(int(3.2e9), "api-b9", EventKind.FAILED_SCHEDULING,
+           reason="0/2 nodes are available: 1 node(s) were unschedulable, 1 node(s) didn't match pod topology "
+                  "spread constraints")
+    w.close()
+    a = analyse(root)
+    f = {x["rule"]: x for x in a.findings}["pdb-blocks-drain"]
+    assert "stayed Pending" in f["cause"] and "ScheduleAnyway" in f["fix"]
+    assert f["evidence"]["pending_replacements"]["api-b9"].startswith("0/2 nodes")
+    assert a.summary["verdict"]["status"] == "inconclusive"
