@@ -167,22 +167,33 @@ class PodDisruptionBudget(_Model):
 HOSTNAME_KEY = "kubernetes.io/hostname"
 
 
+def _hostname_only(v: str) -> str:
+    if v != HOSTNAME_KEY:
+        raise ValueError(f"only topologyKey {HOSTNAME_KEY} (spread over nodes) is modelled; zones and other "
+                         "topology keys are not")
+    return v
+
+
 class TopologySpreadConstraint(_Model):
     """A pod's topologySpreadConstraints entry. Only the node level
     (topologyKey kubernetes.io/hostname) is modelled."""
 
     max_skew: int = Field(1, ge=1)
-    topology_key: Literal["kubernetes.io/hostname"] = HOSTNAME_KEY
+    topology_key: str = HOSTNAME_KEY
     when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "DoNotSchedule"
     #: Ignore (the default): cordoned/tainted nodes still count as domains; Honor: they do not
     node_taints_policy: Literal["Honor", "Ignore"] = "Ignore"
     #: informational: the harness always matches the Deployment's own pods
     label_selector: dict[str, Any] | None = None
 
+    _key = field_validator("topology_key")(classmethod(lambda cls, v: _hostname_only(v)))
+
 
 class PodAffinityTerm(_Model):
-    topology_key: Literal["kubernetes.io/hostname"] = HOSTNAME_KEY
+    topology_key: str = HOSTNAME_KEY
     label_selector: dict[str, Any] | None = None
+
+    _key = field_validator("topology_key")(classmethod(lambda cls, v: _hostname_only(v)))
 
 
 class WeightedPodAffinityTerm(_Model):

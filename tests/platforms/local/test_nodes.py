@@ -65,3 +65,15 @@ def test_busiest_node():
     nodes = [Node(n) for n in node_names(3)]
     assert busiest_node({"node-1": 1, "node-2": 3, "node-3": 3}, nodes) == "node-2"
     assert busiest_node({}, nodes) == "node-1"
+
+
+def test_only_the_node_level_is_modelled():
+    import pytest
+
+    from harness.errors import ScenarioError
+    from harness.model.scenario import scenario_from_dict
+
+    with pytest.raises(ScenarioError, match=r"topologySpreadConstraints\[0\]\.topologyKey: only topologyKey "
+                                            r"kubernetes.io/hostname"):
+        scenario_from_dict({"name": "t", "deployment": {"topologySpreadConstraints": [
+            {"topologyKey": "topology.kubernetes.io/zone"}]}})
