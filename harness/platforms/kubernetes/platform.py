@@ -148,7 +148,7 @@ class KubernetesPlatform:
         self._owns_namespace = kube.namespace is None
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
-                         per_run_namespace=self._owns_namespace)
+                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
@@ -176,7 +176,8 @@ class KubernetesPlatform:
         target, api = self.kube.target, self.api
         assert target is not None
         self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
-        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False)
+        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False,
+                         drain=self.sc.disruption.type == "drain")
         try:
             dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
         except KubeError as exc:
