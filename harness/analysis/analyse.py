@@ -1,6 +1,7 @@
 """One pass over a run dir: timeline, attribution, termination chains,
 diagnosis and verdict, gathered into the summary.json shape the report,
-the gate and the comparison read.
+the gate and the comparison read. ``write_summary`` is summary.json's one
+writer; the engine's own figures come from the manifest's ``generator``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pandas as pd
 from harness.analysis import attribution, chains as chains_mod, diagnosis, timeline as tl, verdict
 from harness.analysis.podlife import PodLife, pod_lives, set_first_ok
 from harness.analysis.rundata import OK_CODE, SERVICE_FAILURE_CODES, RunData, load_run
+from harness.model.rundir import SUMMARY_FILE, write_json_atomic
+from harness.model.summary import Summary
 
 
 @dataclasses.dataclass
@@ -26,7 +29,7 @@ class Analysis:
     attributed: pd.DataFrame
     chains: list[dict[str, Any]]
     findings: list[dict[str, Any]]
-    summary: dict[str, Any]
+    summary: Summary
 
 
 def _first_ok(req: pd.DataFrame) -> dict[str, int]:
@@ -36,8 +39,10 @@ def _first_ok(req: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["ended_ns"].min().items()}
 
 
-def _achieved_rate(run: RunData, stats: dict[str, Any]) -> float | None:
-    gen = run.manifest.get("generator") or run.manifest.get("traffic") or {}
+def _achieved_rate(run: RunData) -> float | None:
+    """The generator's figure; a run that crashed before writing it gets one
+    from the records (sent requests over the span of their schedule)."""
+    gen = run.manifest.get("generator") or {}
     if gen.get("achieved_rate") is not None:
         return float(gen["achieved_rate"])
     req = run.requests
@@ -122,16 +127,16 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
 
     ok_window = window["total"] - window["dropped"]
     acc = attribution.accuracy(att)
-    summary: dict[str, Any] = {
+    summary: Summary = {
         "scenario": run.scenario.name,
         "description": run.scenario.description,
         "run_dir": str(run.run_dir),
         "status": run.status,
         "platform": run.manifest.get("platform"),
         **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
-        "asked_rate": (run.manifest.get("generator") or run.manifest.get("traffic") or {}).get(
-            "asked_rate", run.scenario.traffic.rate),
-        "achieved_rate": _achieved_rate(run, stats),
+        "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
+        "achieved_rate": _achieved_rate(run),
+        "generator": run.manifest.get("generator") or {},
         "send_lag_ms": stats["send_lag_ms"],
         "latency_ms": stats["latency_ms"],
         "phases": phases,
@@ -159,3 +164,10 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         "notes": run.notes,
     }
     return Analysis(run, timeline, pods, att, chains, findings, summary)
+
+
+def write_summary(run_dir: str | Path) -> Analysis:
+    """Analyse ``run_dir`` and write its summary.json (the one writer)."""
+    a = analyse(run_dir)
+    write_json_atomic(Path(run_dir) / SUMMARY_FILE, a.summary)
+    return a
