@@ -98,7 +98,9 @@ class KubeDrainTarget:
 
 async def drain_on_cluster(platform) -> dict[str, Any]:
     """The drain disruption on a cluster (``KubernetesPlatform.disrupt``):
-    the drain steps, then the Deployment back at full availability. A drain
+    the drain steps, then the Deployment back at full availability with
+    every replica in the endpoints (the observation window closes only
+    when what the drain deleted is gone and replaced). A drain
     that did not finish raises PlatformError: the run is inconclusive."""
     from harness.errors import PlatformError
     from harness.model.events import EventKind, SourceKind
@@ -125,5 +127,6 @@ async def drain_on_cluster(platform) -> dict[str, Any]:
     events.emit(clock.now(), "", EventKind.DRAIN_COMPLETE, SourceKind.HARNESS, **summary)
     if not res.complete:
         raise PlatformError(res.failure_text(cfg.timeout_seconds))
-    await platform._follow_rollout(min_generation=0)
+    # back at full strength: every replica available and in the Service's endpoints
+    await platform._wait_ready()
     return summary
