@@ -73,3 +73,54 @@ def test_eviction_body_and_placement_helpers():
                                             "metadata": {"name": "api-1", "namespace": "ns"}}
     per = pods_per_node([pod("a", "w1"), pod("b", "w2"), pod("c", "w2"), pod("d", "w1", deleting=True)])
     assert per == {"w1": 1, "w2": 2} and busiest(per) == "w2" and busiest({}) is None
+
+
+class FakePlatform:
+    """What drain_on_cluster uses of KubernetesPlatform."""
+
+    def __init__(self, kube, tmp_path, scenario_overrides: dict):
+        from harness.model.clock import RunClock
+        from harness.model.events import EventWriter
+        from harness.model.scenario import scenario_from_dict
+
+        self.api, self.namespace, self.pod_selector, self.mode = kube, "ns", "app=api", "managed"
+        self.sc = scenario_from_dict({"name": "t", "disruption": {"type": "drain"}, **scenario_overrides})
+        self.clock, self.events = RunClock.start(), EventWriter(tmp_path / "events.jsonl")
+        self._progress, self.waited = "", False
+
+    async def _wait_ready(self):
+        self.waited = True
+
+
+def test_drain_on_cluster_drains_the_busiest_node_then_waits_for_full_strength(tmp_path):
+    from harness.model.events import read_events
+    from harness.platforms.kubernetes.drain import drain_on_cluster
+
+    kube = setup()
+    p = FakePlatform(kube, tmp_path, {"deployment": {"podDisruptionBudget": {"maxUnavailable": 1}}})
+    kube.script_list("pods", [pod("api-1", "w1"), pod("api-2", "w1")], "11")  # pods_on(w1)
+    summary = anyio.run(drain_on_cluster, p)
+    p.events.close()
+    assert summary["complete"] and p.waited
+    kinds = [e["kind"] for e in read_events(tmp_path)]
+    assert kinds[0] == "drain_started" and kinds[-1] == "drain_complete"
+    started = read_events(tmp_path)[0]["detail"]
+    assert started["pods_per_node"] == {"w1": 2, "w2": 1}  # api-4 is terminating: not counted
+    assert summary["nodes"] == ["w1"]
+
+
+def test_drain_on_cluster_that_cannot_finish_is_a_platform_error(tmp_path):
+    import pytest
+
+    from harness.errors import PlatformError
+    from harness.platforms.kubernetes.drain import drain_on_cluster
+
+    kube = setup()
+    kube.script_list("pods", [pod("api-1", "w1"), pod("api-2", "w1")], "11")
+    kube.eviction_answers = {"api-1": [429], "api-2": [429]}
+    p = FakePlatform(kube, tmp_path, {"deployment": {"podDisruptionBudget": {"minAvailable": 4}},
+                                      "disruption": {"type": "drain", "drain": {"timeoutSeconds": 1}}})
+    with pytest.raises(PlatformError, match="did not finish within 1s.*2 eviction\\(s\\) refused with 429"):
+        anyio.run(drain_on_cluster, p)
+    assert not p.waited
+    assert ("patch_node", "w1", {"spec": {"unschedulable": None}}) in kube.calls
