@@ -160,6 +160,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         "gate": {"limits": limits, "values": values, "thresholds": rows},
         "verdict": v,
         "rollout": run.manifest.get("rollout"),
+        "drain": next((e["detail"] for e in reversed(run.events) if e["kind"] == "drain_complete"), None),
         "records_complete": run.records_complete,
         "notes": run.notes,
     }

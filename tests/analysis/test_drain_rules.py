@@ -44,7 +44,7 @@ def drain_run(root, *, replicas=4, pdb=None, per_node=None, evict_at=None, refus
         b.event(t, p, EventKind.EVICTION_REFUSED, code=429, message="Cannot evict pod",
                 pdb={"current_healthy": replicas, "desired_healthy": replicas, "disruptions_allowed": 0,
                      "expected_pods": replicas})
-    b.event(3 + (20 if not complete else 8), "", EventKind.DRAIN_COMPLETE, complete=complete,
+    b.event(3 + (20 if not complete else 8), "", EventKind.DRAIN_COMPLETE, complete=complete, nodes=["node-1"],
             evictions_refused=len(refused), evicted=list(evict_at), duration_s=20 if not complete else 8)
 
     def serving(t):
@@ -146,3 +146,15 @@ def test_pdb_blocks_because_the_replacement_stays_pending(tmp_path):
     assert "stayed Pending" in f["cause"] and "ScheduleAnyway" in f["fix"]
     assert f["evidence"]["pending_replacements"]["api-b9"].startswith("0/2 nodes")
     assert a.summary["verdict"]["status"] == "inconclusive"
+
+
+def test_the_summary_and_report_carry_the_drain_figures(tmp_path):
+    from harness.report import write_report
+
+    refused = [("api-a2", 3.0)]
+    root = drain_run(tmp_path, pdb={"maxUnavailable": 1}, evict_at={"api-a1": 3.0, "api-a2": 8.0},
+                     refused=refused)
+    s = write_report(root)
+    assert s["drain"]["evictions_refused"] == 1 and s["drain"]["complete"]
+    html = (root / "index.html").read_text()
+    assert "2 pod(s) evicted" in html and "1 eviction(s) refused with 429" in html
