@@ -24,7 +24,8 @@ from typing import Any
 
 import anyio
 
-from harness.errors import EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError, PlatformError
+from harness.errors import (EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError, ObservationIncomplete,
+                            PlatformError)
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
 from harness.model.requests import REQUESTS_DIR, read_requests_table
@@ -41,8 +42,8 @@ from harness.traffic.summary import generator_figures
 from harness.traffic.workers import run_on_fast_loop
 
 #: run statuses written to manifest.json
-COMPLETE, INTERRUPTED, CRASHED, ROLLOUT_FAILED, DEPLOY_FAILED = (
-    "complete", "interrupted", "crashed", "rollout_failed", "deploy_failed")
+COMPLETE, INTERRUPTED, CRASHED, ROLLOUT_FAILED, DEPLOY_FAILED, OBSERVATION_INCOMPLETE = (
+    "complete", "interrupted", "crashed", "rollout_failed", "deploy_failed", "observation_incomplete")
 EXIT_INTERRUPTED = 130
 
 
@@ -67,6 +68,8 @@ class _State:
     platform: Platform | None = None
     status: str = COMPLETE
     error: str | None = None
+    #: the rollout itself completed (even if its pods' ends were not all seen)
+    rollout_done: bool = False
 
 
 def check_platform(name: str) -> None:
@@ -178,6 +181,9 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                 phase("disruption")
                 try:
                     await platform.disrupt()
+                except ObservationIncomplete as exc:
+                    state.status, state.error = OBSERVATION_INCOMPLETE, str(exc)
+                    state.rollout_done = True
                 except PlatformError as exc:
                     state.status, state.error = ROLLOUT_FAILED, str(exc)
                 else:
@@ -208,8 +214,10 @@ def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, r
         run_dir, status=state.status, error=state.error,
         finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         generator=generator,
-        rollout={"completed": "settle" in state.phase_t_ns, "error": state.error if state.status in (
+        rollout={"completed": "settle" in state.phase_t_ns or state.rollout_done, "error": state.error if state.status in (
             ROLLOUT_FAILED, DEPLOY_FAILED) else None},
+        observation={"complete": state.status != OBSERVATION_INCOMPLETE,
+                     "reason": state.error if state.status == OBSERVATION_INCOMPLETE else None},
         phases_t_ns=state.phase_t_ns, platform_info=platform_info)
     exit_code = EXIT_PASS
     reported = False
@@ -231,7 +239,7 @@ def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, r
             (run_dir / "report-error.txt").write_text("".join(traceback.format_exception(exc)),
                                                       encoding="utf-8")
         exit_code = EXIT_INCONCLUSIVE
-    if state.status in (ROLLOUT_FAILED, DEPLOY_FAILED, CRASHED):
+    if state.status in (ROLLOUT_FAILED, DEPLOY_FAILED, CRASHED, OBSERVATION_INCOMPLETE):
         exit_code = EXIT_INCONCLUSIVE
     elif state.status == INTERRUPTED:
         exit_code = EXIT_INTERRUPTED

@@ -335,3 +335,39 @@ local: {endpointPropagationDelaySeconds: 0.1}
     table, complete = read_requests_table(tmp_path / "run")
     assert complete and table.num_rows > 0
     assert not wait_dead(replica_pids(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_a_deleted_pod_not_seen_to_end_is_inconclusive_naming_it(tmp_path, monkeypatch):
+    """The observation window closes only when every deleted pod has ended:
+    a kubelet that never stops the container (here: its stop step patched
+    out) leaves the pod running past its grace period + margin, and the run
+    is inconclusive with a reason naming that pod — never a pass."""
+    import harness.runner as runner
+    from harness.model.scenario import load_scenario
+    from harness.platforms.local import platform as local_platform
+    from harness.platforms.local.kubelet import Kubelet
+
+    async def never_stops(self, pod, replica, since_ns, reason):
+        return None
+
+    monkeypatch.setattr(Kubelet, "_stop_container", never_stops)
+    monkeypatch.setattr(local_platform, "END_MARGIN_S", 1.0)
+    sc = load_scenario(write_scenario(tmp_path, """
+name: stuck-termination
+app:
+  command: ["{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+deployment: {replicas: 1, terminationGracePeriodSeconds: 1, readinessProbe: {tcpSocket: {}, periodSeconds: 0.5}}
+traffic: {rate: 100, path: /}
+disruption: {baselineSeconds: 1, settleSeconds: 1}
+local: {endpointPropagationDelaySeconds: 0.1}
+"""))
+    outcome = runner.run_scenario(sc, platform="local", run_dir=tmp_path / "run", report=True)
+    assert outcome.status == "observation_incomplete" and outcome.exit_code == 3, outcome.error
+    m = manifest(tmp_path / "run")
+    assert m["observation"]["complete"] is False and "did not end within its grace period" in m["observation"]["reason"]
+    v = outcome.summary["verdict"]
+    assert v["status"] == "inconclusive"
+    deleted = [e["pod"] for e in read_events(tmp_path / "run") if e["kind"] == "deletion_requested"]
+    assert deleted and f"pod {deleted[0]}" in v["headline"], v
+    assert not wait_dead(replica_pids(tmp_path / "run"))

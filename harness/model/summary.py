@@ -51,7 +51,7 @@ class Generator(TypedDict, total=False):
 class Manifest(TypedDict, total=False):
     kind: str  # "run" | "load"
     run_id: str
-    status: str  # running | complete | interrupted | crashed | rollout_failed | deploy_failed
+    status: str  # running | complete | interrupted | crashed | rollout_failed | deploy_failed | observation_incomplete
     platform: str
     scenario: dict[str, Any]
     scenario_path: str | None
@@ -65,6 +65,10 @@ class Manifest(TypedDict, total=False):
     versions: dict[str, str]
     generator: Generator
     rollout: dict[str, Any]
+    #: {complete, reason}: whether every pod the disruption deleted was seen to end
+    observation: dict[str, Any]
+    #: kubernetes: context, namespace, ..., workload (the live Deployment's facts)
+    kubernetes: dict[str, Any]
     phases_t_ns: dict[str, int]
     platform_info: dict[str, Any]
     error: str | None
@@ -97,6 +101,12 @@ class Summary(TypedDict, total=False):
     top_finding: str | None
     unexplained: int
     attribution: dict[str, Any]
+    #: the client's view: failed, retried_transparently, visible, sentence
+    client_view: dict[str, Any]
+    #: findings checked against the local platform's ground truth (None elsewhere)
+    ground_truth: dict[str, Any] | None
+    #: the run's real values the findings quote (stop signal, preStop, grace, probes)
+    run_spec: dict[str, Any]
     chains: list[dict[str, Any]]
     pods: list[dict[str, Any]]
     gate: dict[str, Any]

@@ -121,12 +121,15 @@ async def drain_on_cluster(platform) -> dict[str, Any]:
         events.emit(clock.now(), pod, kind, SourceKind.HARNESS, **detail)
 
     platform._progress = f"draining {', '.join(nodes)}"
+    since = clock.now()
     res = await run_drain(target, nodes, timeout_s=cfg.timeout_seconds, now=clock.now, emit=emit,
                           uncordon=cfg.uncordon)
     summary = res.as_dict()
     events.emit(clock.now(), "", EventKind.DRAIN_COMPLETE, SourceKind.HARNESS, **summary)
     if not res.complete:
         raise PlatformError(res.failure_text(cfg.timeout_seconds))
-    # back at full strength: every replica available and in the Service's endpoints
+    # every evicted pod seen to end (the watch), then back at full strength:
+    # every replica available and in the Service's endpoints
+    await platform._until_deleted_pods_ended(set(), since)
     await platform._wait_ready()
     return summary

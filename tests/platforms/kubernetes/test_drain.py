@@ -91,6 +91,9 @@ class FakePlatform:
     async def _wait_ready(self):
         self.waited = True
 
+    async def _until_deleted_pods_ended(self, old, since_ns):
+        self.ended_since = since_ns
+
 
 def test_drain_on_cluster_drains_the_busiest_node_then_waits_for_full_strength(tmp_path):
     from harness.model.events import read_events
