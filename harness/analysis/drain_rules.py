@@ -141,7 +141,10 @@ def rule_no_pdb(ctx: Context) -> dict[str, Any] | None:
     replicas = ctx.scenario.deployment.replicas
     if got is None and burst < 2:
         return None
+    t = ctx.att["t_ns"].to_numpy()
+    in_span = int(((t >= span[0]) & (t <= span[1])).sum()) if span else 0
     impact = (f"{len(got)} requests failed ({outcome_text(by_outcome(got))})" if got is not None
+              else f"{in_span} requests failed meanwhile, counted under the finding above" if in_span
               else "no request failed this time")
     dip = f"; the traffic path was down to {lowest} of {replicas} endpoints" if lowest is not None else ""
     return finding(
