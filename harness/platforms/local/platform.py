@@ -356,6 +356,12 @@ class LocalPlatform:
             text += f", old {len(old)}"
         if terminating:
             text += f", {terminating} terminating"
+        pending = sum(1 for p in self.pods if p.node is None and not p.deleting)
+        if pending:
+            text += f", {pending} pending"
+        cordoned = [nd.name for nd in self.nodes if nd.unschedulable]
+        if cordoned:
+            text = f"{', '.join(cordoned)} cordoned; " + text
         return text + f", {len(self.proxy.visible)} endpoints"
 
     def _stuck_message(self) -> str:
