@@ -38,7 +38,7 @@ def _events(ctx: Context, kind: EventKind) -> list[dict[str, Any]]:
 
 
 def _drain_facts(ctx: Context) -> dict[str, Any] | None:
-    if ctx.scenario.disruption.type != "drain":
+    if ctx.scenario.disruption.type not in ("drain", "evict"):
         return None
     started = _events(ctx, EventKind.DRAIN_STARTED)
     evicted = _events(ctx, EventKind.EVICTED)
@@ -173,6 +173,8 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
             f"minAvailable {pdb.min_available}" if pdb.min_available is not None else f"maxUnavailable {pdb.max_unavailable}")
     cur, want = last.get("current_healthy"), last.get("desired_healthy")
     blocked = sorted({e["pod"] for e in facts["refused"]} - {e["pod"] for e in facts["evicted"]})
+    dis = ctx.scenario.disruption
+    timeout_s = dis.evict.timeout_seconds if dis.type == "evict" else dis.drain.timeout_seconds
     pending = {e["pod"]: e["detail"].get("reason", "") for e in _events(ctx, EventKind.FAILED_SCHEDULING)
                if facts["started"] is not None and e["t_ns"] >= facts["started"]}
     if pending:
@@ -195,7 +197,7 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
         "pdb-blocks-drain", "The PodDisruptionBudget blocked the drain: it never finished",
         f"With {spec} and {replicas} replicas, {why}. The Eviction API refused {len(facts['refused'])} "
         f"eviction(s) with 429 (no Retry-After; retried every 5 s as kubectl drain does) until the drain "
-        f"timed out after {ctx.scenario.disruption.drain.timeout_seconds:g} s; pods never evicted: "
+        f"timed out after {timeout_s:g} s; pods never evicted: "
         f"{', '.join(blocked) or '(none)'}. The run could not observe a drain, so it is inconclusive.",
         fix, "high", None, evictions_refused=len(facts["refused"]), pods_blocked=blocked, pdb_status=last,
         drain=result, pending_replacements=pending,
@@ -204,7 +206,7 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
 
 def rule_rollout_below_pdb(ctx: Context) -> dict[str, Any] | None:
     pdb = ctx.scenario.deployment.pod_disruption_budget
-    if pdb is None or ctx.scenario.disruption.type == "drain":
+    if pdb is None or ctx.scenario.disruption.type in ("drain", "evict"):
         return None
     replicas = ctx.scenario.deployment.replicas
     desired = pdb_status(pdb, replicas, []).desired_healthy
@@ -236,7 +238,7 @@ def drain_risks(sc) -> list[dict[str, str]]:
     traffic. Checked when the scenario drains, or has a PDB."""
     d = sc.deployment
     pdb = d.pod_disruption_budget
-    if sc.disruption.type != "drain" and pdb is None:
+    if sc.disruption.type not in ("drain", "evict") and pdb is None:
         return []
     out: list[dict[str, str]] = []
 

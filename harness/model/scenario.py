@@ -282,10 +282,21 @@ class Drain(_Model):
     uncordon: bool = True
 
 
+class Evict(_Model):
+    """Evict pods through the Eviction API without cordoning (what the
+    cluster autoscaler or a descheduler does): all at once, each 429
+    retried every 5 s, until they are gone."""
+
+    #: how many of the app's pods, first by name
+    pods: int = Field(1, ge=1, le=64)
+    timeout_seconds: float = Field(60, gt=0)
+
+
 class Disruption(_Model):
-    type: Literal["rollingUpdate", "restart", "drain"] = "rollingUpdate"
+    type: Literal["rollingUpdate", "restart", "drain", "evict"] = "rollingUpdate"
     change: Change = Field(default_factory=lambda: Change(env={"APP_VERSION": "2"}))
     drain: Drain = Field(default_factory=Drain)
+    evict: Evict = Field(default_factory=Evict)
     baseline_seconds: float = Field(10, ge=0)
     settle_seconds: float = Field(10, ge=0)
 

@@ -70,25 +70,31 @@ class DrainResult:
     def failure_text(self, timeout_s: float) -> str:
         pods = ", ".join(sorted(self.blocked)) or "evicted pods still terminating"
         last = next(iter(self.blocked.values()), "")
-        return (f"drain of {', '.join(self.nodes)} did not finish within {timeout_s:g}s (disruption.drain."
-                f"timeoutSeconds): {self.refusals} eviction(s) refused with 429; still on the node: {pods}"
+        what, field = ((f"drain of {', '.join(self.nodes)}", "drain") if self.nodes
+                       else ("eviction of the pods", "evict"))
+        return (f"{what} did not finish within {timeout_s:g}s (disruption.{field}.timeoutSeconds): "
+                f"{self.refusals} eviction(s) refused with 429; not evicted: {pods}"
                 + (f" ({last})" if last else ""))
 
 
 async def run_drain(target: DrainTarget, nodes: list[str], *, timeout_s: float, now: Callable[[], int],
                     emit: Emit, sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-                    uncordon: bool = True, retry_s: float = EVICTION_RETRY_S) -> DrainResult:
+                    uncordon: bool = True, retry_s: float = EVICTION_RETRY_S,
+                    pods: list[str] | None = None) -> DrainResult:
     """Drain ``nodes``; never raises for a drain that cannot finish (the
-    result says so), so the caller decides what the run makes of it."""
+    result says so), so the caller decides what the run makes of it.
+    With ``pods`` (the ``evict`` disruption) no node is cordoned: only those
+    pods are evicted, with the same 429 retry, wait and timeout."""
     res = DrainResult(nodes=list(nodes), started_ns=now())
     deadline = res.started_ns + int(timeout_s * 1e9)
     try:
         for node in nodes:
             await target.cordon(node)
             emit(EventKind.NODE_CORDONED, "", node=node)
-        pods: list[str] = []
-        for node in nodes:
-            pods += await target.pods_on(node)
+        if pods is None:
+            pods = []
+            for node in nodes:
+                pods += await target.pods_on(node)
 
         async def evict_one(pod: str) -> None:
             while True:

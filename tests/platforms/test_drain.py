@@ -148,3 +148,13 @@ def test_every_node_is_cordoned_before_any_eviction(nodes):
     first_evict = next(i for i, e in enumerate(c.log) if e[0] == "evict")
     assert {e[1] for e in c.log[:first_evict] if e[0] == "cordon"} == {"n1", "n2"}
     assert sorted(res.evicted) == ["a", "b"]
+
+
+def test_evict_mode_cordons_nothing_and_evicts_only_the_pods_named():
+    t = FakeTime()
+    c = FakeCluster(t, {"n1": ["a", "b"]}, {"b": [429, 201]})
+    res, events = drain(c, t, [], pods=["b"])
+    assert res.complete and res.evicted == ["b"] and res.refusals == 1
+    assert not any(e[0] in ("cordon", "uncordon") for e in c.log)
+    assert {e[1] for e in c.log if e[0] == "evict"} == {"b"}
+    assert "node_cordoned" not in [e[0] for e in events]

@@ -110,24 +110,31 @@ async def drain_on_cluster(platform) -> dict[str, Any]:
     cfg = sc.disruption.drain
     pdb_name = sc.deployment.name if (platform.mode == "managed" and sc.deployment.pod_disruption_budget) else None
     target = KubeDrainTarget(platform.api, platform.namespace, platform.pod_selector, pdb_name)
-    per_node = pods_per_node(await target.app_pods())
-    nodes = cfg.nodes or [n for n in [busiest(per_node)] if n]
-    if not nodes:
-        raise PlatformError("kubernetes: drain: no pod of the app is on a node; nothing to drain")
-    events.emit(clock.now(), "", EventKind.DRAIN_STARTED, SourceKind.HARNESS, nodes=nodes,
-                pods_per_node=per_node, timeout_s=cfg.timeout_seconds)
+    app_pods = await target.app_pods()
+    per_node = pods_per_node(app_pods)
+    if sc.disruption.type == "evict":
+        nodes, timeout_s, uncordon = [], sc.disruption.evict.timeout_seconds, False
+        pods: list[str] | None = sorted(p["metadata"]["name"] for p in app_pods
+                                        if not p["metadata"].get("deletionTimestamp"))[:sc.disruption.evict.pods]
+    else:
+        nodes, timeout_s, uncordon, pods = cfg.nodes or [n for n in [busiest(per_node)] if n], \
+            cfg.timeout_seconds, cfg.uncordon, None
+        if not nodes:
+            raise PlatformError("kubernetes: drain: no pod of the app is on a node; nothing to drain")
+    events.emit(clock.now(), "", EventKind.DRAIN_STARTED, SourceKind.HARNESS, nodes=nodes, pods=pods,
+                pods_per_node=per_node, timeout_s=timeout_s)
 
     def emit(kind, pod, **detail):
         events.emit(clock.now(), pod, kind, SourceKind.HARNESS, **detail)
 
-    platform._progress = f"draining {', '.join(nodes)}"
+    platform._progress = f"draining {', '.join(nodes)}" if nodes else "evicting"
     since = clock.now()
-    res = await run_drain(target, nodes, timeout_s=cfg.timeout_seconds, now=clock.now, emit=emit,
-                          uncordon=cfg.uncordon)
+    res = await run_drain(target, nodes, timeout_s=timeout_s, now=clock.now, emit=emit, uncordon=uncordon,
+                          pods=pods)
     summary = res.as_dict()
     events.emit(clock.now(), "", EventKind.DRAIN_COMPLETE, SourceKind.HARNESS, **summary)
     if not res.complete:
-        raise PlatformError(res.failure_text(cfg.timeout_seconds))
+        raise PlatformError(res.failure_text(timeout_s))
     # every evicted pod seen to end (the watch), then back at full strength:
     # every replica available and in the Service's endpoints
     await platform._until_deleted_pods_ended(set(), since)

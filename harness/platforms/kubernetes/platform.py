@@ -128,7 +128,7 @@ class KubernetesPlatform:
         """Trigger the rollout; return once it is complete and every pod it
         deleted has been seen to end (the observation window closes only
         then: a pod still in its preStop can still drop requests)."""
-        if self.sc.disruption.type == "drain":
+        if self.sc.disruption.type in ("drain", "evict"):
             from harness.platforms.kubernetes.drain import drain_on_cluster
 
             await drain_on_cluster(self)
@@ -189,7 +189,8 @@ class KubernetesPlatform:
         self._owns_namespace = kube.namespace is None
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
-                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type == "drain")
+                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
@@ -219,7 +220,8 @@ class KubernetesPlatform:
         assert target is not None
         self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
         await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False,
-                         drain=self.sc.disruption.type == "drain")
+                         drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         try:
             dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
         except KubeError as exc:

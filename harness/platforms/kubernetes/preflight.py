@@ -76,10 +76,12 @@ def missing_permissions(api: KubeApi, namespace: str, mode: str, drain: bool = F
 
 
 def check_access(api: KubeApi, namespace: str, *, mode: str, per_run_namespace: bool,
-                 drain: bool = False) -> None:
+                 drain: bool = False, cordon: bool = True) -> None:
+    """``drain``: the disruption evicts pods (drain or evict); ``cordon``:
+    and cordons a node (drain only)."""
     try:
         missing = missing_permissions(api, namespace, mode, drain)
-        if drain:
+        if drain and cordon:
             for verb in DRAIN_NODE_VERBS:
                 allowed, _ = api.access_review("", verb, "nodes", "")
                 if not allowed:

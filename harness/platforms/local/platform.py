@@ -150,7 +150,7 @@ class LocalPlatform:
     async def disrupt(self) -> None:
         """Roll out the scenario's new template (or drain a node); return when
         the rollout is complete and every old pod has terminated."""
-        if self.scenario.disruption.type == "drain":
+        if self.scenario.disruption.type in ("drain", "evict"):
             await self._drain()
             return
         d = self.scenario.deployment
@@ -172,11 +172,17 @@ class LocalPlatform:
         ReplicaSet replaces the evicted pods; then wait until the replacements
         are ready and the endpoints settled. A drain that cannot finish ends
         the run inconclusive (PlatformError)."""
-        cfg = self.scenario.disruption.drain
+        dis = self.scenario.disruption
+        cfg = dis.drain
         on = self._pods_per_node()
-        nodes = cfg.nodes or [busiest_node(on, self.nodes)]
-        self.events.emit(self.clock.now(), "", EventKind.DRAIN_STARTED, nodes=nodes,
-                         pods_per_node=dict(on), timeout_s=cfg.timeout_seconds)
+        if dis.type == "evict":
+            nodes, timeout_s, uncordon = [], dis.evict.timeout_seconds, False
+            pods: list[str] | None = sorted(p.name for p in self.pods if not p.deleting)[:dis.evict.pods]
+        else:
+            nodes, timeout_s, uncordon, pods = cfg.nodes or [busiest_node(on, self.nodes)], cfg.timeout_seconds, \
+                cfg.uncordon, None
+        self.events.emit(self.clock.now(), "", EventKind.DRAIN_STARTED, nodes=nodes, pods=pods,
+                         pods_per_node=dict(on), timeout_s=timeout_s)
         done = anyio.Event()
         assert self._tg is not None
         self._tg.start_soon(self._replicaset_loop, done)
@@ -184,16 +190,16 @@ class LocalPlatform:
         def emit(kind, pod, **detail):
             self.events.emit(self.clock.now(), pod, kind, **detail)
 
-        self.state = f"draining {', '.join(nodes)}"
+        self.state = f"draining {', '.join(nodes)}" if nodes else "evicting"
         try:
-            res = await run_drain(LocalDrainTarget(self), nodes, timeout_s=cfg.timeout_seconds,
-                                  now=self.clock.now, emit=emit, uncordon=cfg.uncordon)
+            res = await run_drain(LocalDrainTarget(self), nodes, timeout_s=timeout_s, now=self.clock.now,
+                                  emit=emit, uncordon=uncordon, pods=pods)
         finally:
             done.set()
         self.drain_result = res.as_dict()
         self.events.emit(self.clock.now(), "", EventKind.DRAIN_COMPLETE, **self.drain_result)
         if not res.complete:
-            raise PlatformError(res.failure_text(cfg.timeout_seconds))
+            raise PlatformError(res.failure_text(timeout_s))
         self.state = "drained; replacements starting"
         await self._reconcile()  # the ReplicaSet back at full strength, every pod available
         await self._until_deleted_pods_ended()

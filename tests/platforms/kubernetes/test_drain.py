@@ -127,3 +127,14 @@ def test_drain_on_cluster_that_cannot_finish_is_a_platform_error(tmp_path):
         anyio.run(drain_on_cluster, p)
     assert not p.waited
     assert ("patch_node", "w1", {"spec": {"unschedulable": None}}) in kube.calls
+
+
+def test_evict_on_cluster_evicts_the_first_pods_by_name_without_cordon(tmp_path):
+    from harness.platforms.kubernetes.drain import drain_on_cluster
+
+    kube = setup()
+    p = FakePlatform(kube, tmp_path, {"deployment": {"podDisruptionBudget": {"maxUnavailable": 1}},
+                                      "disruption": {"type": "evict", "evict": {"pods": 2}}})
+    summary = anyio.run(drain_on_cluster, p)
+    assert summary["complete"] and summary["nodes"] == [] and sorted(summary["evicted"]) == ["api-1", "api-2"]
+    assert not [c for c in kube.calls if c[0] == "patch_node"]
