@@ -112,5 +112,8 @@ class Summary(TypedDict, total=False):
     gate: dict[str, Any]
     verdict: dict[str, Any]
     rollout: dict[str, Any] | None
+    #: a node drain's own figures (the drain_complete event): nodes, evicted,
+    #: evictions_refused (429s), duration_s, complete; None for other disruptions
+    drain: dict[str, Any] | None
     records_complete: bool
     notes: list[str]

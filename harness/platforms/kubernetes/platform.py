@@ -79,6 +79,7 @@ class KubernetesPlatform:
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
+        self.pod_selector = ""
         self._workload: dict[str, Any] = {}
 
     # ---- the seam -----------------------------------------------------------
@@ -126,6 +127,11 @@ class KubernetesPlatform:
         """Trigger the rollout; return once it is complete and every pod it
         deleted has been seen to end (the observation window closes only
         then: a pod still in its preStop can still drop requests)."""
+        if self.sc.disruption.type in ("drain", "evict"):
+            from harness.platforms.kubernetes.drain import drain_on_cluster
+
+            await drain_on_cluster(self)
+            return
         old = self.pods.live_pods()
         since = self.clock.now()
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
@@ -182,7 +188,8 @@ class KubernetesPlatform:
         self._owns_namespace = kube.namespace is None
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
-                         per_run_namespace=self._owns_namespace)
+                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
@@ -211,7 +218,9 @@ class KubernetesPlatform:
         target, api = self.kube.target, self.api
         assert target is not None
         self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
-        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False)
+        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False,
+                         drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         try:
             dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
         except KubeError as exc:
@@ -246,6 +255,7 @@ class KubernetesPlatform:
 
     async def _start_watches(self, *, pod_selector: str, service: str | None,
                              accept_pod: Callable[[str], bool]) -> None:
+        self.pod_selector = pod_selector
         self._record = open(self.run_dir / RAW_WATCH_FILE, "a", encoding="utf-8", buffering=1)
         kube_sink = self._sink(SourceKind.KUBE_WATCH)
         since = self.clock.to_wall_ns(0) - 2_000_000_000  # Events carry whole seconds

@@ -92,7 +92,7 @@ class Kubelet:
     # ---- the pod's life -------------------------------------------------------------
     async def run_pod(self, pod: Pod, deleted: anyio.Event) -> None:
         """The pod from scheduling to removal; returns when it is gone."""
-        self.emit(pod, EventKind.SCHEDULED)
+        self.emit(pod, EventKind.SCHEDULED, node=pod.node)
         crashes = 0
         while not pod.deleting:
             try:
