@@ -34,6 +34,8 @@ RESYNC_S = 0.25
 
 class LocalPlatform:
     name = "local"
+    #: disrupt() may be called again on the same Deployment (run --repeat)
+    repeatable_disrupt = True
 
     def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter):
         self.scenario = scenario

@@ -1,0 +1,360 @@
+"""Many rollouts of one scenario in one invocation (``run --repeat N``).
+
+Layout (docs/proof.md): one series dir holding one complete run dir per
+rollout, so every rollout is analysed, reported and gated exactly like a
+single run, and the analysis still reads only run dirs:
+
+    reports/<scenario>/<series-id>/
+      series.json           what was asked, then the aggregate and its verdict
+      rollout-01/ ...       one run dir per rollout (manifest, requests, events, logs, report)
+      lane-1/               the lane's own full event log and the pods' logs
+      index.html, junit.xml the aggregate report (one test case per rollout)
+
+Where the platform allows (``repeatable_disrupt``: the local platform), a
+lane deploys once and rolls the same Deployment out again and again: each
+rollout gets its own engine, its own baseline/disruption/settle window and
+its own run dir; the lifecycle of the pods that carry over is replayed into
+the new run dir's events so its analysis knows every pod it sees. Other
+platforms redeploy per rollout. ``lanes`` > 1 runs independent Deployments
+side by side (each on its own random ports), for speed. Each rollout's
+report is written in a separate process while the next rollout runs, so
+the analysis never stalls the traffic engine's event loop.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as _dt
+import json
+import multiprocessing
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from harness.errors import EXIT_INCONCLUSIVE, BadInput, PlatformError
+from harness.model.clock import RunClock
+from harness.model.events import EVENTS_FILE, EventKind, EventWriter
+from harness.model.requests import REQUESTS_DIR
+from harness.model.rundir import LOGS_DIR, MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
+from harness.model.scenario import Scenario
+
+SERIES_FILE = "series.json"
+COMPLETE, INTERRUPTED, ROLLOUT_FAILED, DEPLOY_FAILED, NOT_RUN = (
+    "complete", "interrupted", "rollout_failed", "deploy_failed", "not_run")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class SwitchingEvents:
+    """The EventWriter a lane's platform holds: every event goes to the
+    lane's own log and to the current rollout's events.jsonl. On a switch,
+    the steps so far of every pod still alive are replayed into the new
+    file, so each rollout's run dir is complete on its own."""
+
+    def __init__(self, lane_file: Path):
+        self.lane = EventWriter(lane_file)
+        self.current: EventWriter | None = None
+        self._pods: dict[str, list[tuple]] = {}
+        self._lock = threading.Lock()
+
+    def emit(self, t_ns, pod, kind, source="harness", **detail):
+        with self._lock:
+            ev = self.lane.emit(t_ns, pod, kind, source, **detail)
+            if self.current is not None:
+                self.current.emit(t_ns, pod, kind, source, **detail)
+            if pod:
+                if str(kind) == EventKind.POD_DELETED:
+                    self._pods.pop(pod, None)
+                else:
+                    self._pods.setdefault(pod, []).append((t_ns, pod, kind, source, detail))
+        return ev
+
+    def switch(self, path: Path | None) -> None:
+        with self._lock:
+            if self.current is not None:
+                self.current.close()
+            self.current = None
+            if path is None:
+                return
+            self.current = EventWriter(path)
+            for steps in self._pods.values():
+                for t_ns, pod, kind, source, detail in steps:
+                    self.current.emit(t_ns, pod, kind, source, **detail)
+
+    def alive_pods(self) -> list[str]:
+        with self._lock:
+            return list(self._pods)
+
+    def close(self) -> None:
+        self.switch(None)
+        self.lane.close()
+
+
+@dataclasses.dataclass
+class Rollout:
+    index: int
+    run_dir: Path | None
+    status: str = NOT_RUN
+    error: str | None = None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SeriesOutcome:
+    series_dir: Path
+    rollouts: list[Rollout]
+    summary: dict[str, Any]
+    exit_code: int
+
+
+def rollout_dir(series_dir: Path, index: int) -> Path:
+    return series_dir / f"rollout-{index:02d}"
+
+
+def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: int, lanes: int = 1,
+               report: bool = True, argv: list[str] | None = None, quiet: bool = True) -> SeriesOutcome:
+    """Run ``repeat`` rollouts of ``scenario`` into ``series_dir`` (created here)."""
+    from harness.runner import check_platform
+
+    check_platform(platform)
+    if repeat < 1:
+        raise BadInput(f"--repeat {repeat}: give a number of rollouts >= 1")
+    lanes = max(1, min(lanes, repeat))
+    series_dir.mkdir(parents=True, exist_ok=False)
+    clock = RunClock.start()
+    write_json_atomic(series_dir / SERIES_FILE, {
+        "kind": "series", "series_id": series_dir.name, "status": "running", "platform": platform,
+        "scenario": scenario.dump(), "scenario_path": scenario.source_path, "repeat": repeat, "lanes": lanes,
+        "started_at": _now(), "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(),
+        "versions": versions()})
+    rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
+    plan = [rollouts[i::lanes] for i in range(lanes)]
+    pool = _report_pool() if report else None
+    futures: dict[int, cf.Future] = {}
+    status = COMPLETE
+    try:
+        from harness.runner import _run_loop
+
+        _run_loop(_series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv, quiet))
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+    except BaseException as exc:  # noqa: BLE001
+        from harness.runner import _bad_input_in
+
+        bad = _bad_input_in(exc)
+        if bad is not None:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            shutil.rmtree(series_dir, ignore_errors=True)
+            raise bad from None
+        raise
+    if any(r.status == INTERRUPTED for r in rollouts):
+        status = INTERRUPTED
+    for r in rollouts:
+        fut = futures.get(r.index)
+        if fut is not None:
+            try:
+                r.summary = fut.result()
+            except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
+                r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
+    if pool is not None:
+        pool.shutdown()
+    from harness.report.series import finish_series
+
+    summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
+    exit_code = int(summary["verdict"]["exit_code"]) if report else EXIT_INCONCLUSIVE
+    if status == INTERRUPTED:
+        exit_code = 130
+    return SeriesOutcome(series_dir, rollouts, summary, exit_code)
+
+
+def _report_pool() -> cf.ProcessPoolExecutor:
+    # spawn: the parent runs an event loop and threads; a forked copy of them is unsafe
+    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def report_rollout(run_dir: str) -> dict[str, Any]:
+    """Runs in the report process: the rollout's complete report."""
+    from harness.report import write_report
+
+    return write_report(run_dir)
+
+
+async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    main = anyio.CancelScope()
+    stopping = {"interrupted": False}
+
+    def interrupt() -> None:
+        stopping["interrupted"] = True
+        main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        with main:
+            async with anyio.create_task_group() as tg:
+                for lane_no, lane in enumerate(plan, start=1):
+                    tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, pool, futures,
+                                  argv, quiet, stopping)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if stopping["interrupted"]:
+        for lane in plan:
+            for r in lane:
+                if r.status == "running":
+                    r.status = INTERRUPTED
+
+
+async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], pool, futures, argv,
+                quiet, stopping) -> None:
+    """One Deployment after another until the lane's rollouts are done: a
+    repeatable platform needs one; any other, one per rollout."""
+    pending, deployment = list(lane), 0
+    while pending and not stopping["interrupted"]:
+        deployment += 1
+        lane_dir = series_dir / (f"lane-{lane_no}" if deployment == 1 else f"lane-{lane_no}.{deployment}")
+        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, pool, futures,
+                                    argv, quiet)
+
+
+async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], pool, futures,
+                      argv, quiet) -> list[Rollout]:
+    """Deploy once, then roll out as many of ``pending`` as the platform
+    allows; return those still to run on a fresh Deployment."""
+    from harness.platforms import make_platform
+    from harness.traffic.preflight import wait_until_serving
+
+    events = SwitchingEvents(lane_dir / EVENTS_FILE)
+    platform = make_platform(platform_name, scenario, lane_dir, clock, events)
+    repeatable = bool(getattr(platform, "repeatable_disrupt", False))
+    try:
+        async with platform:
+            try:
+                await platform.deploy()
+                await wait_until_serving(
+                    platform.target_url(), resolver=platform.resolver(), need=2 * scenario.deployment.replicas,
+                    deadline_s=scenario.deployment.progress_deadline_seconds, method=scenario.traffic.method,
+                    headers=scenario.traffic.headers,
+                    timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
+            except PlatformError as exc:
+                for r in pending:
+                    r.status, r.error = DEPLOY_FAILED, f"lane {lane_no} could not deploy: {exc}"
+                return []
+            for pos, r in enumerate(pending):
+                if pos and not repeatable:
+                    return pending[pos:]  # this platform cannot roll one Deployment out twice
+                await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
+                _copy_logs(lane_dir, r.run_dir)
+                if pool is not None and r.status in (COMPLETE, ROLLOUT_FAILED):
+                    futures[r.index] = pool.submit(report_rollout, str(r.run_dir))
+                if r.status != COMPLETE:
+                    for rest in pending[pos + 1:]:
+                        rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
+                    return []
+    finally:
+        events.close()
+    return []
+
+
+async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock, r: Rollout,
+                       lane_no: int, argv, quiet: bool) -> None:
+    from harness.runner import _stop_traffic
+    from harness.traffic.engine import Engine, EngineConfig
+
+    run_dir = r.run_dir
+    assert run_dir is not None
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / MANIFEST_FILE, {
+        "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform_name,
+        "scenario": scenario.dump(), "scenario_path": scenario.source_path, "started_at": _now(),
+        "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
+        "series": {"series_id": run_dir.parent.name, "index": r.index, "lane": lane_no,
+                   "pods_carried_over": events.alive_pods()}})
+    events.switch(run_dir / EVENTS_FILE)
+    r.status = "running"
+    phases: dict[str, int] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = clock.now()
+        events.current.emit(phases[name], "", EventKind.PHASE, phase=name)
+
+    d = scenario.disruption
+    engine = Engine(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
+                    out_dir=run_dir / REQUESTS_DIR, resolver=platform.resolver())
+    result: dict[str, Any] = {}
+    done = anyio.Event()
+    error = None
+    status = INTERRUPTED
+
+    async def traffic() -> None:
+        try:
+            result["r"] = await engine.run()
+        finally:
+            done.set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(traffic)
+            phase("baseline")
+            await anyio.sleep(d.baseline_seconds)
+            phase("disruption")
+            try:
+                await platform.disrupt()
+            except PlatformError as exc:
+                status, error = ROLLOUT_FAILED, str(exc)
+            else:
+                phase("settle")
+                await anyio.sleep(d.settle_seconds)
+                status = COMPLETE
+            await _stop_traffic(engine, done, scenario)
+            phase("end")
+    finally:
+        if "r" not in result:
+            engine.writer.close()
+        res = result.get("r")
+        achieved = round(res.rows / max((res.end_ns - res.start_ns) / 1e9, 1e-9), 3) if res else None
+        if not quiet:
+            print(f"rollout {r.index}: {status}" + (f" ({error})" if error else ""), file=sys.stderr, flush=True)
+        r.status, r.error = status, error
+        describe = getattr(platform, "describe", None)
+        update_manifest(
+            run_dir, status=status, error=error, finished_at=_now(),
+            traffic={"asked_rate": scenario.traffic.rate, "achieved_rate": achieved, "engine_workers": 1,
+                     "asked_workers": scenario.traffic.workers},
+            rollout={"completed": "settle" in phases, "error": error if status == ROLLOUT_FAILED else None},
+            phases_t_ns=phases, platform_info=describe() if callable(describe) else {})
+        events.switch(None)
+
+
+def _copy_logs(lane_dir: Path, run_dir: Path | None) -> None:
+    """The logs of the pods this rollout saw, as they are now (a pod that
+    lives on keeps logging into the lane's copy)."""
+    if run_dir is None:
+        return
+    src = lane_dir / LOGS_DIR
+    seen = set()
+    try:
+        for line in (run_dir / EVENTS_FILE).read_text(encoding="utf-8").splitlines():
+            pod = json.loads(line).get("pod")
+            if pod:
+                seen.add(pod)
+    except (OSError, ValueError):
+        return
+    dst = run_dir / LOGS_DIR
+    dst.mkdir(exist_ok=True)
+    for pod in seen:
+        f = src / f"{pod}.log"
+        if f.is_file():
+            shutil.copyfile(f, dst / f.name)
