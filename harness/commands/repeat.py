@@ -107,6 +107,14 @@ def _findings(res: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+def _failed(res: dict[str, Any]) -> int:
+    """Failed requests in the rollout window(s): the run's, or the series' total."""
+    s = res["summary"]
+    if "aggregate" in s:
+        return int(((s["aggregate"].get("failed_requests") or {}).get("total")) or 0)
+    return int((s.get("rollout_window") or {}).get("service_failed") or 0)
+
+
 def _representative(res: dict[str, Any]) -> Path:
     """The run dir a comparison shows: the run itself, or the series' worst rollout."""
     s = res["summary"]
@@ -159,8 +167,14 @@ def verify_fix(args: argparse.Namespace, scenario) -> int:
     cmp = write_compare([_representative(before), _representative(after)], base)
     record["compare"] = cmp["html"]
     verified = _status(after) == "pass"
-    record["result"] = ("verified: before " + _status(before) + ", after pass" if verified
-                        else f"not verified: after the fix the run is {_status(after)}")
+    counts = f"failed requests {_failed(before)} -> {_failed(after)}"
+    if verified:
+        record["result"] = f"verified: before {_status(before)}, after pass ({counts})"
+    else:
+        left = top_failing_finding(_findings(after))
+        record["remaining"] = deployment_fix(left, fixed).as_dict() if left else None
+        record["result"] = (f"not verified: after the fix the run is {_status(after)} ({counts})"
+                            + (f"; what remains is {left['rule']}: {deployment_fix(left, fixed).text}" if left else ""))
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json_atomic(base / "verify-fix.json", record)
     print(f"{record['result']}  — comparison: {cmp['html']}")
