@@ -239,6 +239,8 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     events = SwitchingEvents(lane_dir / EVENTS_FILE)
     platform = make_platform(platform_name, scenario, lane_dir, clock, events)
     repeatable = bool(getattr(platform, "repeatable_disrupt", False))
+    done: list[Rollout] = []
+    left: list[Rollout] = []
     try:
         async with platform:
             try:
@@ -254,22 +256,32 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
                 return []
             for pos, r in enumerate(pending):
                 if pos and not repeatable:
-                    return pending[pos:]  # this platform cannot roll one Deployment out twice
+                    left = pending[pos:]  # this platform cannot roll one Deployment out twice
+                    break
                 await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
-                _copy_logs(lane_dir, r.run_dir)
-                if pool is not None and r.status in (COMPLETE, ROLLOUT_FAILED):
-                    futures[r.index] = pool.submit(report_rollout, str(r.run_dir))
-                if r.status != COMPLETE:
+                done.append(r)
+                if repeatable:  # its logs are written as they come: report now, while the next rollout runs
+                    _submit(lane_dir, r, pool, futures)
+                if r.status != COMPLETE and repeatable:  # the Deployment's state is unknown: stop the lane
                     for rest in pending[pos + 1:]:
                         rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
-                    return []
+                    break
     finally:
         events.close()
-    return []
+    if not repeatable:  # such a platform collects the pods' logs at teardown
+        for r in done:
+            _submit(lane_dir, r, pool, futures)
+    return left
 
 
-async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock, r: Rollout,
-                       lane_no: int, argv, quiet: bool) -> None:
+def _submit(lane_dir: Path, r: Rollout, pool, futures) -> None:
+    _copy_logs(lane_dir, r.run_dir)
+    if pool is not None and r.status in (COMPLETE, ROLLOUT_FAILED):
+        futures[r.index] = pool.submit(report_rollout, str(r.run_dir))
+
+
+async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
+                       r: Rollout, lane_no: int, argv, quiet: bool) -> None:
     from harness.runner import _stop_traffic
     from harness.traffic.engine import Engine, EngineConfig
 

@@ -114,3 +114,29 @@ def test_verify_fix_names_an_app_fix_and_does_not_apply_it(tmp_path):
     assert rec["fix"]["rule"] == "no-graceful-shutdown" and rec["fix"]["applicable"] is False
     assert rec["result"].startswith("not applied: needs the app changed")
     assert "after" not in rec and not (out / "after").exists()
+
+
+def test_switching_events_replay_the_pods_that_carry_over(tmp_path):
+    from harness.series import SwitchingEvents
+
+    ev = SwitchingEvents(tmp_path / "lane" / "events.jsonl")
+    ev.switch(tmp_path / "r1" / "events.jsonl")
+    ev.emit(1, "old", "pod_created")
+    ev.emit(2, "new", "pod_created")
+    ev.emit(3, "", "phase", phase="baseline")
+    ev.emit(4, "new", "ready")
+    ev.emit(5, "old", "pod_deleted")
+    ev.switch(None)
+    ev.emit(6, "new", "probe_failed")  # between rollouts: kept for the next one
+    ev.switch(tmp_path / "r2" / "events.jsonl")
+    ev.emit(7, "newer", "pod_created")
+    ev.close()
+    r1 = [(e["t_ns"], e["pod"], e["kind"]) for e in read_events(tmp_path / "r1")]
+    r2 = [(e["t_ns"], e["pod"], e["kind"]) for e in read_events(tmp_path / "r2")]
+    lane = read_events(tmp_path / "lane")
+    assert r1 == [(1, "old", "pod_created"), (2, "new", "pod_created"), (3, "", "phase"), (4, "new", "ready"),
+                  (5, "old", "pod_deleted")]
+    # the pod that lives on brings its whole life; the deleted one and the old phase do not
+    assert r2 == [(2, "new", "pod_created"), (4, "new", "ready"), (6, "new", "probe_failed"),
+                  (7, "newer", "pod_created")]
+    assert len(lane) == 7 and ev.alive_pods() == ["new", "newer"]
