@@ -178,7 +178,18 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
 
 def _report_pool() -> cf.ProcessPoolExecutor:
     # spawn: the parent runs an event loop and threads; a forked copy of them is unsafe
-    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_lower_priority)
+
+
+def _lower_priority() -> None:
+    """The report process yields the CPU to the traffic engine and the replicas."""
+    import os
+
+    try:
+        os.nice(10)
+    except OSError:  # pragma: no cover - not permitted: run at normal priority
+        pass
 
 
 def report_rollout(run_dir: str) -> dict[str, Any]:
