@@ -44,7 +44,7 @@ def main() -> int:
     load1 = os.getloadavg()
     print(" ".join(cmd[2:]))
     print(proc.stdout.strip())
-    if proc.returncode not in (0, 1, 3):
+    if proc.returncode not in (0, 1, 3) or "Traceback" in proc.stderr:
         print(proc.stderr[-2000:], file=sys.stderr)
         return proc.returncode
     meta = json.loads((out / "series.json").read_text())
