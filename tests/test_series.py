@@ -79,6 +79,21 @@ def test_repeated_best_practice_rollouts_of_one_deployment(tmp_path):
                           text=True, cwd=ROOT, timeout=120)
     assert gate.returncode == 0 and gate.stdout.startswith("PASS: 0/2"), gate.stdout + gate.stderr
 
+    # against the history: the series' own rows never count as its baseline
+    def gate_history(*extra):
+        return subprocess.run([sys.executable, "-m", "harness", "gate", str(o.series_dir), "--baseline", "history",
+                               *extra], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    g = gate_history("--min-history", "5")
+    assert g.returncode == 3 and "history holds" in g.stdout, g.stdout + g.stderr
+    from harness.report.history import record
+
+    past = [{"run_dir": f"/past/{i}", "status": "pass", "failed_requests": 0, "window_requests": 9000}
+            for i in range(5)]
+    record(history_path(), sc.dump(), "local", past)
+    g = gate_history()
+    assert g.returncode == 0 and g.stdout.startswith("PASS"), g.stdout + g.stderr
+
 
 def _phase(run_dir: Path, name: str) -> int:
     return json.loads((run_dir / "manifest.json").read_text())["phases_t_ns"][name]
