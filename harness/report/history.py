@@ -179,6 +179,10 @@ def trend_chart(rows: list[dict[str, Any]], out: str | Path, *, title: str = "")
     ax.set_ylabel("failed requests")
     ax.set_title(title or "history: failed requests per rollout", fontsize=10)
     ax.set_ylim(bottom=0, top=max(1, max(y)) * 1.15)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, format="png")
