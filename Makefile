@@ -21,12 +21,13 @@ help:
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
 	@echo "make bench-repeat     10 best-practice rollouts in one invocation (run --repeat 10 --lanes 2), timed"
+	@echo "make corpus           the corpus of real servers x configurations (docs/corpus.md)"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,corpus]'
 	@touch $@
 
 install: $(STAMP)
@@ -63,3 +64,4 @@ clean:
 # The real single-node cluster for e2e tests (issue: cluster) and kind targets.
 -include cluster/cluster.mk
 -include deploy/kind/kind.mk
+include corpus/corpus.mk

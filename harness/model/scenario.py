@@ -223,6 +223,9 @@ class Gate(_Model):
     #: run --repeat: the most a rollout may fail, shown by the exact upper bound at rolloutConfidence
     max_rollout_failure_probability: float | None = Field(None, gt=0, lt=1)
     rollout_confidence: float = Field(0.95, gt=0, lt=1)
+    #: which failures maxFailedRequests / maxErrorRatio count: every one (strict,
+    #: the default), or only those a standard retrying client would still see
+    count_failures: Literal["all", "clientVisible"] = "all"
 
 
 # ---- platforms --------------------------------------------------------------
