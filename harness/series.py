@@ -37,16 +37,16 @@ from typing import Any
 
 import anyio
 
-from harness.errors import EXIT_INCONCLUSIVE, BadInput, PlatformError
+from harness.errors import BadInput, ObservationIncomplete, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.requests import REQUESTS_DIR
 from harness.model.rundir import LOGS_DIR, MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
 from harness.model.scenario import Scenario
+from harness.runner import COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED
 
 SERIES_FILE = "series.json"
-COMPLETE, INTERRUPTED, ROLLOUT_FAILED, DEPLOY_FAILED, NOT_RUN = (
-    "complete", "interrupted", "rollout_failed", "deploy_failed", "not_run")
+NOT_RUN = "not_run"
 
 
 def _now() -> str:
@@ -137,13 +137,14 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    pool = _report_pool() if report else None
+    pool = _Reports(_report_pool(), report)
     futures: dict[int, cf.Future] = {}
     status = COMPLETE
     try:
-        from harness.runner import _run_loop
+        from harness.traffic.workers import run_on_fast_loop
 
-        _run_loop(_series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv, quiet))
+        run_on_fast_loop(lambda: _series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv,
+                                               quiet))
     except KeyboardInterrupt:
         status = INTERRUPTED
     except BaseException as exc:  # noqa: BLE001
@@ -151,29 +152,44 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
 
         bad = _bad_input_in(exc)
         if bad is not None:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            pool.executor.shutdown(cancel_futures=True)
             shutil.rmtree(series_dir, ignore_errors=True)
             raise bad from None
-        raise
+        # a crash still leaves readable run dirs and a series verdict over what was seen
+        import traceback
+
+        status = "crashed"
+        (series_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
     for r in rollouts:
         fut = futures.get(r.index)
-        if fut is not None:
-            try:
-                r.summary = fut.result()
-            except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
-                r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-    if pool is not None:
-        pool.shutdown()
+        try:
+            if fut is not None:
+                try:
+                    r.summary = fut.result()
+                except cf.BrokenExecutor:
+                    fut = None
+            if fut is None and r.status in REPORTABLE and r.run_dir is not None:
+                r.summary = report_rollout(str(r.run_dir), report)
+        except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
+            r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
+    pool.executor.shutdown()
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
-    exit_code = int(summary["verdict"]["exit_code"]) if report else EXIT_INCONCLUSIVE
+    exit_code = int(summary["verdict"]["exit_code"])
     if status == INTERRUPTED:
         exit_code = 130
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
+
+
+@dataclasses.dataclass
+class _Reports:
+    """Where finished rollouts go to be analysed, and how fully."""
+
+    executor: cf.ProcessPoolExecutor
+    full: bool
 
 
 def _report_pool() -> cf.ProcessPoolExecutor:
@@ -192,8 +208,13 @@ def _lower_priority() -> None:
         pass
 
 
-def report_rollout(run_dir: str) -> dict[str, Any]:
-    """Runs in the report process: the rollout's complete report."""
+def report_rollout(run_dir: str, full: bool = True) -> dict[str, Any]:
+    """Runs in the report process: the rollout's summary.json and verdict,
+    and unless ``full`` is off its report (charts, index.html, junit.xml)."""
+    if not full:
+        from harness.analysis import write_summary
+
+        return dict(write_summary(run_dir).summary)
     from harness.report import write_report
 
     return write_report(run_dir)
@@ -285,16 +306,26 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     return left
 
 
-def _submit(lane_dir: Path, r: Rollout, pool, futures) -> None:
+REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
+
+
+def _submit(lane_dir: Path, r: Rollout, pool: "_Reports", futures) -> None:
     _copy_logs(lane_dir, r.run_dir)
-    if pool is not None and r.status in (COMPLETE, ROLLOUT_FAILED):
-        futures[r.index] = pool.submit(report_rollout, str(r.run_dir))
+    if r.status in REPORTABLE:
+        try:
+            futures[r.index] = pool.executor.submit(report_rollout, str(r.run_dir), pool.full)
+        except (cf.BrokenExecutor, RuntimeError):
+            pass  # the report process died: this rollout is reported after the last one, here
 
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
                        r: Rollout, lane_no: int, argv, quiet: bool) -> None:
-    from harness.runner import _stop_traffic
-    from harness.traffic.engine import Engine, EngineConfig
+    """One rollout of the lane's Deployment into its own run dir: its own
+    traffic session and baseline -> disruption -> settle window."""
+    from harness.model.requests import read_requests_table
+    from harness.traffic.engine import EngineConfig
+    from harness.traffic.session import TrafficSession
+    from harness.traffic.summary import generator_figures
 
     run_dir = r.run_dir
     assert run_dir is not None
@@ -311,21 +342,19 @@ async def _one_rollout(scenario: Scenario, platform_name: str, platform, events:
 
     def phase(name: str) -> None:
         phases[name] = clock.now()
-        events.current.emit(phases[name], "", EventKind.PHASE, phase=name)
+        events.emit(phases[name], "", EventKind.PHASE, phase=name)
 
     d = scenario.disruption
-    engine = Engine(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
-                    out_dir=run_dir / REQUESTS_DIR, resolver=platform.resolver())
-    result: dict[str, Any] = {}
-    done = anyio.Event()
+    session = TrafficSession(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
+                             out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
+                             resolver=platform.resolver())
+    results: list = []
     error = None
     status = INTERRUPTED
+    rollout_done = False
 
     async def traffic() -> None:
-        try:
-            result["r"] = await engine.run()
-        finally:
-            done.set()
+        results.extend(await session.run())
 
     try:
         async with anyio.create_task_group() as tg:
@@ -335,29 +364,30 @@ async def _one_rollout(scenario: Scenario, platform_name: str, platform, events:
             phase("disruption")
             try:
                 await platform.disrupt()
+            except ObservationIncomplete as exc:
+                status, error, rollout_done = OBSERVATION_INCOMPLETE, str(exc), True
             except PlatformError as exc:
                 status, error = ROLLOUT_FAILED, str(exc)
             else:
                 phase("settle")
                 await anyio.sleep(d.settle_seconds)
                 status = COMPLETE
-            await _stop_traffic(engine, done, scenario)
+            await session.finish()
             phase("end")
     finally:
-        if "r" not in result:
-            engine.writer.close()
-        res = result.get("r")
-        achieved = round(res.rows / max((res.end_ns - res.start_ns) / 1e9, 1e-9), 3) if res else None
         if not quiet:
             print(f"rollout {r.index}: {status}" + (f" ({error})" if error else ""), file=sys.stderr, flush=True)
         r.status, r.error = status, error
-        describe = getattr(platform, "describe", None)
+        table, complete = read_requests_table(run_dir)
+        generator = generator_figures(table, results, asked_rate=scenario.traffic.rate,
+                                      workers=scenario.traffic.workers, records_complete=complete)
         update_manifest(
-            run_dir, status=status, error=error, finished_at=_now(),
-            traffic={"asked_rate": scenario.traffic.rate, "achieved_rate": achieved, "engine_workers": 1,
-                     "asked_workers": scenario.traffic.workers},
-            rollout={"completed": "settle" in phases, "error": error if status == ROLLOUT_FAILED else None},
-            phases_t_ns=phases, platform_info=describe() if callable(describe) else {})
+            run_dir, status=status, error=error, finished_at=_now(), generator=generator,
+            rollout={"completed": "settle" in phases or rollout_done,
+                     "error": error if status == ROLLOUT_FAILED else None},
+            observation={"complete": status != OBSERVATION_INCOMPLETE,
+                         "reason": error if status == OBSERVATION_INCOMPLETE else None},
+            phases_t_ns=phases, platform_info=platform.describe())
         events.switch(None)
 
 
