@@ -28,10 +28,13 @@ from harness.series import run_series
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORTER = ["disruption.baselineSeconds=2", "disruption.settleSeconds=2"]
+#: what this file tests is the series, not the engine at 500 req/s: a lighter load keeps a busy
+#: shared machine from turning the runs inconclusive on send lag
+LIGHTER = SHORTER + ["traffic.rate=200"]
 
 
 def _series(tmp_path: Path, name: str, n: int, tries: int = 2):
-    sc = load_scenario(ROOT / "scenarios" / f"{name}.yaml", SHORTER)
+    sc = load_scenario(ROOT / "scenarios" / f"{name}.yaml", LIGHTER)
     for attempt in range(1, tries + 1):
         out = tmp_path / f"{name}-{attempt}"
         o = run_series(sc, platform="local", series_dir=out, repeat=n)
@@ -115,7 +118,7 @@ def test_verify_fix_names_an_app_fix_and_does_not_apply_it(tmp_path):
     before fails, the fix is named, nothing is rerun, exit 1."""
     out = tmp_path / "vf"
     args = [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios/no-graceful-shutdown.yaml"), "--verify-fix",
-            "-q", "--out", str(out)] + [a for s in SHORTER for a in ("--set", s)]
+            "-q", "--out", str(out)] + [a for s in LIGHTER for a in ("--set", s)]
     for _ in range(2):
         proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)
         rec = json.loads((out / "verify-fix.json").read_text())
