@@ -63,7 +63,11 @@ def aggregate(rollouts: list[dict[str, Any]], *, max_rollout_failure_probability
     n = len(seen)
     k = sum(r["status"] == "fail" for r in seen)
     with_failures = sum(r["failed_requests"] > 0 for r in seen)
+    # failures recorded by rollouts that could not see: real, but not counted (shown, never judged)
+    blind_failing = [i + 1 for i, r in enumerate(rollouts)
+                     if r["status"] not in ("pass", "fail") and r.get("failed_requests", 0) > 0]
     out: dict[str, Any] = {"rollouts_asked": n_all, "rollouts_conclusive": n, "inconclusive_rollouts": blind,
+                           "inconclusive_rollouts_with_failed_requests": blind_failing,
                            "failed_rollouts": k, "rollouts_with_failed_requests": with_failures,
                            "confidence": confidence}
     if n:
@@ -87,6 +91,10 @@ def aggregate(rollouts: list[dict[str, Any]], *, max_rollout_failure_probability
             "smallest_rollout_requests": per_rollout,
         }
     out["verdict"] = decide(k=k, n=n, blind=blind, limit=max_rollout_failure_probability, confidence=confidence)
+    if blind_failing:
+        out["verdict"]["reasons"].append(
+            f"rollout(s) {', '.join(map(str, blind_failing))} recorded failed requests but could not see the "
+            "whole rollout, so they are not counted")
     return out
 
 

@@ -47,6 +47,10 @@ def test_a_blind_rollout_is_not_counted_and_keeps_a_clean_series_from_passing():
     # but a failure seen is a failure, blind rollouts or not
     a = agg.aggregate([rollout("fail", 1)] + rs)
     assert a["verdict"]["status"] == "flaky"
+    # failures a blind rollout recorded are shown, not counted
+    a = agg.aggregate([rollout()] * 3 + [rollout("inconclusive", 9)])
+    assert a["verdict"]["status"] == "inconclusive" and a["inconclusive_rollouts_with_failed_requests"] == [4]
+    assert a["rollouts_with_failed_requests"] == 0 and any("recorded failed requests" in r for r in a["verdict"]["reasons"])
 
 
 def test_nothing_seen_is_inconclusive():
