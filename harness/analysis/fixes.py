@@ -25,6 +25,8 @@ APP_FIXES = {
     "no-graceful-shutdown": "handle SIGTERM in the app (stop accepting, finish in-flight requests, then exit)",
     "keepalive-cut": "close keep-alive connections politely at shutdown (Connection: close, then close)",
     "premature-readiness": "give the app a readiness check that fails until it is warm",
+    "keepalive-close-race": "answer with Connection: close before closing an idle keep-alive connection "
+                            "(or let clients retry idempotent requests on a reused connection)",
 }
 
 

@@ -46,7 +46,7 @@ def test_grace_fix_covers_prestop_drain_and_the_longest_request():
 
 def test_app_fixes_are_named_not_applied():
     sc = load_scenario(SCENARIOS / "no-graceful-shutdown.yaml")
-    for rule in ("no-graceful-shutdown", "keepalive-cut", "premature-readiness"):
+    for rule in ("no-graceful-shutdown", "keepalive-cut", "premature-readiness", "keepalive-close-race"):
         fix = deployment_fix({"rule": rule, "failures": 4}, sc)
         assert not fix.applicable and not fix.overrides and "app" in fix.text
     assert not deployment_fix(None, sc).applicable
