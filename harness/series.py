@@ -16,9 +16,9 @@ rollout gets its own engine, its own baseline/disruption/settle window and
 its own run dir; the lifecycle of the pods that carry over is replayed into
 the new run dir's events so its analysis knows every pod it sees. Other
 platforms redeploy per rollout. ``lanes`` > 1 runs independent Deployments
-side by side (each on its own random ports), for speed. Each rollout's
-report is written in a separate process while the next rollout runs, so
-the analysis never stalls the traffic engine's event loop.
+side by side (each on its own random ports), for speed. The rollouts are
+analysed and reported after the last one, in one process per core, so
+analysis never competes with the traffic.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import dataclasses
 import datetime as _dt
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import sys
@@ -137,7 +138,7 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    pool = _Reports(_report_pool(), report)
+    pool = _Reports(None, report)  # nothing is analysed while traffic runs (see _analyse_all)
     futures: dict[int, cf.Future] = {}
     status = COMPLETE
     try:
@@ -152,7 +153,6 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
 
         bad = _bad_input_in(exc)
         if bad is not None:
-            pool.executor.shutdown(cancel_futures=True)
             shutil.rmtree(series_dir, ignore_errors=True)
             raise bad from None
         # a crash still leaves readable run dirs and a series verdict over what was seen
@@ -162,19 +162,7 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         (series_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
-    for r in rollouts:
-        fut = futures.get(r.index)
-        try:
-            if fut is not None:
-                try:
-                    r.summary = fut.result()
-                except cf.BrokenExecutor:
-                    fut = None
-            if fut is None and r.status in REPORTABLE and r.run_dir is not None:
-                r.summary = report_rollout(str(r.run_dir), report)
-        except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
-            r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-    pool.executor.shutdown()
+    _analyse_all(rollouts, report)
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
@@ -188,24 +176,39 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
 class _Reports:
     """Where finished rollouts go to be analysed, and how fully."""
 
-    executor: cf.ProcessPoolExecutor
+    executor: cf.ProcessPoolExecutor | None
     full: bool
 
 
-def _report_pool() -> cf.ProcessPoolExecutor:
-    # spawn: the parent runs an event loop and threads; a forked copy of them is unsafe
-    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_lower_priority)
-
-
-def _lower_priority() -> None:
-    """The report process yields the CPU to the traffic engine and the replicas."""
-    import os
-
+def _analyse_all(rollouts: list[Rollout], full: bool) -> None:
+    """Every rollout's analysis and report, after the last rollout: analysis
+    running beside the traffic was seen to starve the engine on a busy
+    2-core machine (multi-second send lag), so it waits, then uses every
+    core. A dead report process falls back to analysing here."""
+    todo = [r for r in rollouts if r.status in REPORTABLE and r.run_dir is not None]
+    if not todo:
+        return
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    futures: dict[int, cf.Future] = {}
     try:
-        os.nice(10)
-    except OSError:  # pragma: no cover - not permitted: run at normal priority
+        # spawn: the parent ran an event loop and threads; a forked copy of them is unsafe
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = {r.index: ex.submit(report_rollout, str(r.run_dir), full) for r in todo}
+            for r in todo:
+                try:
+                    r.summary = futures[r.index].result()
+                except cf.BrokenExecutor:
+                    break
+                except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
+                    r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
+    except (cf.BrokenExecutor, OSError):
         pass
+    for r in todo:
+        if not r.summary and not (r.error and "report failed" in r.error):
+            try:
+                r.summary = report_rollout(str(r.run_dir), full)
+            except Exception as exc:  # noqa: BLE001
+                r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
 
 
 def report_rollout(run_dir: str, full: bool = True) -> dict[str, Any]:
@@ -310,12 +313,8 @@ REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
 
 
 def _submit(lane_dir: Path, r: Rollout, pool: "_Reports", futures) -> None:
+    """A rollout is done: its pods' logs into its run dir (analysed after the last rollout)."""
     _copy_logs(lane_dir, r.run_dir)
-    if r.status in REPORTABLE:
-        try:
-            futures[r.index] = pool.executor.submit(report_rollout, str(r.run_dir), pool.full)
-        except (cf.BrokenExecutor, RuntimeError):
-            pass  # the report process died: this rollout is reported after the last one, here
 
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
