@@ -121,7 +121,8 @@ def rollout_dir(series_dir: Path, index: int) -> Path:
 
 
 def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: int, lanes: int = 1,
-               report: bool = True, argv: list[str] | None = None, quiet: bool = True) -> SeriesOutcome:
+               report: bool = True, every_report: bool = False, argv: list[str] | None = None,
+               quiet: bool = True) -> SeriesOutcome:
     """Run ``repeat`` rollouts of ``scenario`` into ``series_dir`` (created here)."""
     from harness.runner import check_platform
 
@@ -162,7 +163,7 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         (series_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
-    _analyse_all(rollouts, report)
+    _analyse_all(rollouts, report, every_report)
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
@@ -180,7 +181,7 @@ class _Reports:
     full: bool
 
 
-def _analyse_all(rollouts: list[Rollout], full: bool) -> None:
+def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
     """Every rollout's analysis and report, after the last rollout: analysis
     running beside the traffic was seen to starve the engine on a busy
     2-core machine (multi-second send lag), so it waits, then uses every
@@ -193,7 +194,7 @@ def _analyse_all(rollouts: list[Rollout], full: bool) -> None:
     try:
         # spawn: the parent ran an event loop and threads; a forked copy of them is unsafe
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = {r.index: ex.submit(report_rollout, str(r.run_dir), full) for r in todo}
+            futures = {r.index: ex.submit(report_rollout, str(r.run_dir), full, every) for r in todo}
             for r in todo:
                 try:
                     r.summary = futures[r.index].result()
@@ -206,21 +207,25 @@ def _analyse_all(rollouts: list[Rollout], full: bool) -> None:
     for r in todo:
         if not r.summary and not (r.error and "report failed" in r.error):
             try:
-                r.summary = report_rollout(str(r.run_dir), full)
+                r.summary = report_rollout(str(r.run_dir), full, every)
             except Exception as exc:  # noqa: BLE001
                 r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
 
 
-def report_rollout(run_dir: str, full: bool = True) -> dict[str, Any]:
-    """Runs in the report process: the rollout's summary.json and verdict,
-    and unless ``full`` is off its report (charts, index.html, junit.xml)."""
-    if not full:
-        from harness.analysis import write_summary
+def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict[str, Any]:
+    """Runs in a report process: the rollout's summary.json and verdict;
+    with ``full``, the report (charts, index.html, junit.xml) of a rollout
+    that did not pass, or of every rollout with ``every``. A passing
+    rollout's page is rarely read and costs ~10x its summary: `rollout-harness
+    report RUN_DIR` renders it when wanted."""
+    from harness.analysis import write_summary
 
-        return dict(write_summary(run_dir).summary)
-    from harness.report import write_report
+    summary = dict(write_summary(run_dir).summary)
+    if full and (every or (summary.get("verdict") or {}).get("status") != "pass"):
+        from harness.report import write_report
 
-    return write_report(run_dir)
+        summary = write_report(run_dir)
+    return summary
 
 
 async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:

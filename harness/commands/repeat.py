@@ -54,7 +54,7 @@ def _series(args, scenario, out: Path) -> dict[str, Any]:
     from harness.series import run_series
 
     o = run_series(scenario, platform=args.platform, series_dir=out, repeat=args.repeat, lanes=args.lanes,
-                   report=not args.no_report, quiet=args.quiet)
+                   report=not args.no_report, every_report=args.every_report, quiet=args.quiet)
     print_series(o.summary, out)
     return {"exit_code": o.exit_code, "summary": o.summary, "dir": out}
 

@@ -37,6 +37,9 @@ def register(sub) -> None:
                    help="N rollouts in one invocation, one verdict with confidence bounds (docs/proof.md)")
     p.add_argument("--lanes", type=int, default=1, metavar="L",
                    help="with --repeat: L Deployments side by side, each rolled out in turn [1]")
+    p.add_argument("--every-report", action="store_true",
+                   help="with --repeat: a full report for every rollout (default: for those that did not pass; "
+                   "each still gets summary.json, and `report RUN_DIR` renders one later)")
     p.add_argument("--verify-fix", action="store_true",
                    help="run, apply the top finding's Deployment-level fix, run again, compare before/after")
     p.set_defaults(func=run)

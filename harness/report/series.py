@@ -109,8 +109,9 @@ def write_series_report(series_dir: Path, meta: dict[str, Any]) -> None:
         png = trend_chart(past, series_dir / TREND_PNG, title=f"{meta['scenario'].get('name')}: failed requests "
                           "per rollout, history")
         trend = base64.b64encode(png).decode("ascii") if png else None
-    rows = [dict(r, link=os.path.relpath(r["run_dir"], series_dir) + "/index.html") if r.get("run_dir") else r
-            for r in meta["rollouts"]]
+    rows = [dict(r, link=os.path.relpath(r["run_dir"], series_dir) + ("/index.html" if (
+        Path(r["run_dir"]) / HTML_FILE).is_file() else "/summary.json")) if r.get("run_dir") else r
+        for r in meta["rollouts"]]
     css = (_TEMPLATES / "report.css").read_text(encoding="utf-8")
     s = {"scenario": meta["scenario"].get("name"), "series_id": meta.get("series_id")}
     html = _env().get_template("series.html.j2").render(
