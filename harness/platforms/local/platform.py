@@ -38,6 +38,8 @@ END_MARGIN_S = 10.0
 
 class LocalPlatform:
     name = "local"
+    #: disrupt() may be called again on the same Deployment (run --repeat)
+    repeatable_disrupt = True
 
     def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter):
         self.scenario = scenario

@@ -42,8 +42,13 @@ class Template:
         if d.type == "restart":
             return dataclasses.replace(self, restarted_at=restarted_at, revision=self.revision + 1)
         env = dict(self.env) | dict(d.change.env)
-        return dataclasses.replace(self, image=d.change.image or self.image, env=tuple(sorted(env.items())),
-                                   revision=self.revision + 1)
+        new = dataclasses.replace(self, image=d.change.image or self.image, env=tuple(sorted(env.items())),
+                                  revision=self.revision + 1)
+        if new.hash() == self.hash():
+            # the change is already rolled out (a repeated rollout): roll it out again
+            # as `kubectl rollout restart` would, with a new restartedAt annotation
+            new = dataclasses.replace(new, restarted_at=restarted_at)
+        return new
 
 
 def pod_name(deployment: str, template_hash: str, rng: random.Random) -> str:
