@@ -16,12 +16,8 @@ export KUBECONFIG="$KIND_STATE/kubeconfig"   # kind writes its context here, not
 mkdir -p "$KIND_STATE"
 t0=$(date +%s)
 
-bash "$S/install-deps.sh"
-bash "$CLUSTER_DIR/scripts/build-node.sh"
-bash "$S/build-kind.sh"
-bash "$S/build-binaries.sh"
-node_tar="$(bash "$S/build-node-image.sh")"
-base_tar="$(bash "$S/build-base-image.sh")"
+images="$(bash "$S/setup.sh")"
+node_tar="$(sed -n 1p <<< "$images")"; base_tar="$(sed -n 2p <<< "$images")"
 t_setup=$(( $(date +%s) - t0 ))
 log "setup (builds, cached) ${t_setup} s"
 
