@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the base image sample-app/Dockerfile starts FROM ($BASE_IMAGE), so
 # `make kind-load` (docker build sample-app/) runs unchanged here without a
-# registry: the cluster's debootstrap bookworm root (Debian's Python 3.11)
+# registry: a debootstrap bookworm root (Debian's Python 3.11; the cluster's when built)
 # with a venv in /usr/local/python first on PATH, so `python` and `pip` are
 # the venv's, as in the official image. pip inside `docker build` reaches
 # PyPI; the host's pip settings (CA bundle) are copied in so it trusts what
