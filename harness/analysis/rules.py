@@ -224,8 +224,8 @@ def rule_readiness(ctx: Context) -> dict[str, Any] | None:
         rule, title = "no-readiness-probe", TITLES["no-readiness-probe"]
         cause = (f"Without a readinessProbe a pod is Ready as soon as it starts, so it entered the endpoints "
                  f"up to {early:g} s before the app could serve: {len(got)} requests failed ({outcomes}).")
-        fix = ("Add a readinessProbe on an endpoint that fails until the app is warm (the sample app's "
-               f"/ready), periodSeconds 1: here the app needed up to {early:g} s after entering the endpoints.")
+        fix = ("Add a readinessProbe (httpGet) on an endpoint that fails until the app is warm, periodSeconds 1: "
+               f"here the app needed up to {early:g} s after entering the endpoints.")
     else:
         where = probe
         rule, title = "premature-readiness", TITLES["premature-readiness"]
