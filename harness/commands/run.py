@@ -103,6 +103,9 @@ def print_summary(outcome) -> None:
         if during:
             console.print("during the rollout: " + (", ".join(f"{k} {v:,}" for k, v in sorted(fails.items()))
                                                     if fails else "no failed request"))
+    view = s.get("client_view") or {}
+    if view.get("failed"):
+        console.print(f"client view: {view['sentence']}", soft_wrap=True, markup=False)
     for f in (s.get("findings") or [])[:3]:
         title = f.get("title") or f.get("cause") or str(f)
         console.print(f"  finding: {title}", soft_wrap=True, markup=False)

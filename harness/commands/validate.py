@@ -25,6 +25,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from harness.analysis.drain_rules import drain_risks
     from harness.model.scenario import load_scenario
 
     bad = 0
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             bad += 1
             continue
         print(f"{f}: ok ({sc.name}: {sc.deployment.replicas} replicas, {sc.traffic.rate:g} req/s)")
+        for r in drain_risks(sc):
+            print(f"  risk ({r['rule']}): {r['risk']}; fix: {r['fix']}")
         if args.print_:
             print(yaml.safe_dump(sc.dump(), sort_keys=False))
     return EXIT_BAD_INPUT if bad else 0

@@ -83,6 +83,8 @@ class Pod:
     restarts: int = 0
     failure: str | None = None  # why the pod can never run (exited before ever being ready)
     last_probe_failure: str = ""
+    node: str | None = None  # None: Pending, no node fits (harness.platforms.local.nodes)
+    pending_reason: str = ""
 
     def available(self, now_ns: int, min_ready_ns: int) -> bool:
         return self.ready and not self.deleting and now_ns - self.ready_since_ns >= min_ready_ns
