@@ -38,8 +38,6 @@ END_MARGIN_S = 10.0
 
 class LocalPlatform:
     name = "local"
-    #: disrupt() may be called again on the same Deployment (run --repeat)
-    repeatable_disrupt = True
 
     def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter):
         self.scenario = scenario
@@ -69,6 +67,12 @@ class LocalPlatform:
         self.proxy.on_change = lambda: self._proxy_wake.set()
         self._tg: anyio.abc.TaskGroup | None = None
         self.state = "starting"
+
+    @property
+    def repeatable_disrupt(self) -> bool:
+        """disrupt() may be called again on the same Deployment (run --repeat):
+        a rollout may, a drain leaves its nodes cordoned (a new Deployment per rollout)."""
+        return self.scenario.disruption.type in ("rollingUpdate", "restart")
 
     # ---- the Platform seam --------------------------------------------------------------
     def target_url(self) -> str:
