@@ -27,6 +27,7 @@ from harness.errors import EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError,
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
 from harness.model.requests import REQUESTS_DIR, read_requests_table
+from harness.model.workload import workload_of
 from harness.model.rundir import (MANIFEST_FILE, SUMMARY_FILE, host_info, update_manifest, versions,
                                   write_json_atomic)
 from harness.model.scenario import Scenario
@@ -75,6 +76,7 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
     write_json_atomic(run_dir / MANIFEST_FILE, {
         "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform,
         "scenario": scenario.dump(), "scenario_path": scenario.source_path,
+        "workload": workload_of(scenario).describe(),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
     })

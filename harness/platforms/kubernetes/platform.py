@@ -33,7 +33,8 @@ from harness.model.events import EventKind as K
 from harness.model.events import EventWriter, SourceKind
 from harness.model.rundir import LOGS_DIR, update_manifest
 from harness.model.scenario import Scenario
-from harness.platforms.kubernetes import apitime, manifests, preflight
+from harness.model.workload import workload_of
+from harness.platforms.kubernetes import apitime, apply, manifests, preflight
 from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
@@ -73,6 +74,7 @@ class KubernetesPlatform:
         self._record = None
         self._torn_down = False
         self._notes: list[str] = []
+        self._changes: list[str] = []  # what applying the user's manifests changed in them
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
@@ -95,6 +97,7 @@ class KubernetesPlatform:
         """For the run manifest: where the run happened and what the watches saw."""
         return {"platform": self.name, "mode": self.mode, "namespace": self.namespace,
                 "deployment": self.deployment, "url": self._url, "rounding": self._notes,
+                "manifest_changes": self._changes,
                 "watch_stats": {w.resource: dict(w.stats) for w in self._watches},
                 "logs_followed": len(self._followers)}
 
@@ -116,7 +119,7 @@ class KubernetesPlatform:
             "server_version": version.get("gitVersion", ""), "mode": self.mode,
             "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
             "namespace_per_run": self._owns_namespace, "run_label": self.run_label,
-            "rounding": self._notes})
+            "rounding": self._notes, "manifest_changes": self._changes})
 
     async def disrupt(self) -> None:
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
@@ -145,26 +148,39 @@ class KubernetesPlatform:
                          per_run_namespace=self._owns_namespace)
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
-        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
-        self._notes = rendered.notes
+        prepared = self._prepare()
         if self._owns_namespace:
-            await self._call(api.create_namespace, rendered.namespace)
+            await self._call(api.create_namespace, prepared.namespace)
             atexit.register(self._teardown_sync)
         # recorded at once, so a run killed while deploying still names what it left
-        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label})
-        run_selector = f"{manifests.RUN_LABEL}={rendered.deployment['spec']['selector']['matchLabels'][manifests.RUN_LABEL]}"
-        await self._start_watches(pod_selector=run_selector, service=self.deployment,
+        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label,
+                                                  "manifest_changes": self._changes})
+        await self._start_watches(pod_selector=prepared.run_selector, service=prepared.service,
                                   accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
-        for resource, obj in (("deployments", rendered.deployment), ("services", rendered.service),
-                              ("poddisruptionbudgets", rendered.pdb)):
-            if obj is None:
-                continue
+        for resource, obj in prepared.objects:
             await self._call(api.create, resource, self.namespace, obj)
             self._created.append((resource, obj["metadata"]["name"]))
-        svc = await self._call(api.get, "services", self.namespace, self.deployment)
+        svc = await self._call(api.get, "services", self.namespace, prepared.service)
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         await self._wait_ready()
+
+    def _prepare(self) -> apply.Prepared:
+        """The objects of this run: the user's manifests as given (changes
+        listed), or the scenario's deployment: rendered."""
+        wl = workload_of(self.sc)
+        if wl.from_manifests:
+            self.container = wl.container
+            prepared = apply.prepare(self.sc, wl, namespace=self.namespace, run_id=self.run_id)
+            self._changes = prepared.changes
+            return prepared
+        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
+        self._notes = rendered.notes
+        objects = [(r, o) for r, o in (("deployments", rendered.deployment), ("services", rendered.service),
+                                       ("poddisruptionbudgets", rendered.pdb)) if o is not None]
+        selector = rendered.deployment["spec"]["selector"]["matchLabels"][manifests.RUN_LABEL]
+        return apply.Prepared(namespace=rendered.namespace, objects=objects, service=self.deployment,
+                              run_selector=f"{manifests.RUN_LABEL}={selector}", changes=[])
 
     async def _deploy_target(self) -> None:
         target, api = self.kube.target, self.api

@@ -1,0 +1,344 @@
+"""The one workload model: what is rolled out (a Deployment, its app
+container, the Service in front of it and its PodDisruptionBudget), filled
+either from the scenario's own ``deployment:`` / ``app:`` fields or from the
+user's Kubernetes manifests (DESIGN.md "One workload model").
+
+Both platforms read the model (``scenario.deployment`` and ``scenario.app``,
+which ``resolve`` fills in from the manifests); the kubernetes platform also
+applies the manifests themselves (``Workload.documents``), as given.
+
+From a Deployment the model takes exactly what the local platform can play:
+replicas, strategy, minReadySeconds, progressDeadlineSeconds, the probes,
+preStop, terminationGracePeriodSeconds, the container's image, port and env.
+Every other field present is listed in ``Workload.unmodelled`` with its line,
+so a run says once what it did not reproduce rather than ignoring it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.model.k8syaml import Document, ManifestError, Path_, field_path, load_documents
+from harness.model.scenario import App, Deployment, PodDisruptionBudget, format_validation_error
+
+#: pod spec / container fields the model carries (everything else present is "unmodelled")
+POD_MODELLED = {"containers", "terminationGracePeriodSeconds"}
+CONTAINER_MODELLED = {"name", "image", "imagePullPolicy", "ports", "env", "readinessProbe", "livenessProbe",
+                      "startupProbe", "lifecycle", "command", "args"}
+SPEC_MODELLED = {"replicas", "selector", "strategy", "minReadySeconds", "progressDeadlineSeconds", "template"}
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+PROBE_FIELDS = {"httpGet", "tcpSocket", "exec", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                "successThreshold", "failureThreshold"}
+#: Kubernetes' defaults where they differ from the scenario's own
+K8S_DEFAULTS = {"replicas": 1, "progressDeadlineSeconds": 600, "terminationGracePeriodSeconds": 30}
+
+
+@dataclasses.dataclass
+class Workload:
+    deployment: Deployment
+    app: App
+    #: where it came from: 'scenario', or the manifest files
+    origin: str = "scenario"
+    documents: list[Document] = dataclasses.field(default_factory=list)
+    deployment_doc: Document | None = None
+    container_index: int = 0
+    container: str = "app"
+    service_doc: Document | None = None
+    pdb_doc: Document | None = None
+    #: fields present in the manifests that the local platform does not play
+    unmodelled: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def from_manifests(self) -> bool:
+        return self.deployment_doc is not None
+
+    def describe(self) -> dict[str, Any]:
+        """For the run manifest."""
+        out: dict[str, Any] = {"origin": self.origin, "deployment": self.deployment.name,
+                               "container": self.container}
+        if self.from_manifests:
+            out["documents"] = [f"{d.source}#{d.index + 1} {d.kind}/{d.name}" for d in self.documents]
+            out["service"] = self.service_doc.name if self.service_doc else None
+            out["pdb"] = self.pdb_doc.name if self.pdb_doc else None
+            out["unmodelled_locally"] = list(self.unmodelled)
+        return out
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, Any]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def pick_deployment(docs: list[Document], name: str | None) -> Document:
+    deps = [d for d in docs if d.kind == "Deployment"]
+    sources = ", ".join(sorted({d.source for d in docs})) or "the manifests"
+    if name:
+        for d in deps:
+            if d.name == name:
+                return d
+        have = ", ".join(d.name for d in deps) or "none"
+        raise ManifestError(f"{sources}: no Deployment named {name!r} (Deployments found: {have}); "
+                            "fix workload.deployment")
+    if not deps:
+        kinds = ", ".join(f"{d.kind}/{d.name}" for d in docs) or "no objects"
+        raise ManifestError(f"{sources}: no Deployment in the manifests (found {kinds})")
+    if len(deps) > 1:
+        raise ManifestError(f"{sources}: {len(deps)} Deployments ({', '.join(d.name for d in deps)}); "
+                            "name the one to roll out with workload.deployment")
+    return deps[0]
+
+
+def pod_labels(dep: Document) -> dict[str, Any]:
+    return dep.get(("spec", "template", "metadata", "labels"), {}) or {}
+
+
+def service_for(docs: list[Document], dep: Document) -> Document | None:
+    labels = pod_labels(dep)
+    for d in docs:
+        if d.kind == "Service" and _selects(d.get(("spec", "selector")), labels):
+            return d
+    return None
+
+
+def pdb_for(docs: list[Document], dep: Document) -> Document | None:
+    labels = pod_labels(dep)
+    for d in docs:
+        if d.kind == "PodDisruptionBudget" and _selects(d.get(("spec", "selector", "matchLabels")), labels):
+            return d
+    return None
+
+
+def _container(dep: Document, name: str | None) -> int:
+    containers = dep.get(("spec", "template", "spec", "containers"))
+    if not isinstance(containers, list) or not containers:
+        raise dep.error(("spec", "template", "spec", "containers"), "a Deployment needs at least one container")
+    if name is None:
+        return 0
+    for i, c in enumerate(containers):
+        if isinstance(c, dict) and c.get("name") == name:
+            return i
+    have = ", ".join(str(c.get("name")) for c in containers if isinstance(c, dict))
+    raise dep.error(("spec", "template", "spec", "containers"),
+                    f"no container named {name!r} (containers: {have}); fix workload.container")
+
+
+def _ports(c: dict[str, Any]) -> dict[str, int]:
+    return {str(p.get("name")): p.get("containerPort") for p in c.get("ports") or []
+            if isinstance(p, dict) and p.get("name")}
+
+
+def _resolve_port(doc: Document, path: Path_, port: Any, named: dict[str, int]) -> int | None:
+    if port is None or isinstance(port, int):
+        return port
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    if isinstance(port, str) and port in named:
+        return named[port]
+    raise doc.error(path, f"port {port!r} is neither a number nor a named port of the container "
+                          f"({', '.join(named) or 'none named'})")
+
+
+def _handler(doc: Document, path: Path_, h: Any, named: dict[str, int], extra: list[str]) -> Any:
+    if not isinstance(h, dict):
+        return h
+    out = dict(h)
+    for key in ("httpGet", "tcpSocket"):
+        if isinstance(out.get(key), dict):
+            action = {k: v for k, v in out[key].items() if k in ("path", "port", "httpHeaders")}
+            for k in out[key]:
+                if k not in action:
+                    extra.append(f"{doc.source}:{doc.line_of(path + (key, k))}: {field_path(path + (key, k))}")
+            action["port"] = _resolve_port(doc, path + (key, "port"), action.get("port"), named)
+            if action.get("port") is None:
+                action.pop("port")
+            out[key] = action
+    return out
+
+
+def _unmodelled(doc: Document, base: Path_, node: dict[str, Any], keep: set[str], out: list[str]) -> None:
+    for key in node:
+        if key not in keep:
+            path = base + (key,)
+            out.append(f"{doc.source}:{doc.line_of(path)}: {field_path(path)}")
+
+
+def model_of(dep: Document, *, container: str | None = None) -> tuple[dict[str, Any], dict[str, Any], int,
+                                                                           list[str], dict[tuple, Path_]]:
+    """The scenario-shaped ``deployment:`` and ``app:`` fields of a Deployment
+    document, the container index, the fields left out, and where each
+    scenario field came from (for error messages)."""
+    if dep.api_version != "apps/v1":
+        raise dep.error(("apiVersion",), f"{dep.api_version!r}: only apps/v1 Deployments are supported")
+    spec = dep.get(("spec",))
+    if not isinstance(spec, dict):
+        raise dep.error(("spec",), "missing or not a mapping")
+    pod = dep.get(("spec", "template", "spec"))
+    if not isinstance(pod, dict):
+        raise dep.error(("spec", "template", "spec"), "missing or not a mapping (the pod template)")
+    ci = _container(dep, container)
+    cpath: Path_ = ("spec", "template", "spec", "containers", ci)
+    c = dep.get(cpath)
+    if not isinstance(c, dict):
+        raise dep.error(cpath, "a container must be a mapping")
+    named = _ports(c)
+    unmodelled: list[str] = []
+    _unmodelled(dep, ("spec",), spec, SPEC_MODELLED, unmodelled)
+    _unmodelled(dep, ("spec", "template", "spec"), pod, POD_MODELLED, unmodelled)
+    _unmodelled(dep, cpath, c, CONTAINER_MODELLED, unmodelled)
+    for i, other in enumerate(pod.get("containers") or []):
+        if i != ci:
+            p = ("spec", "template", "spec", "containers", i)
+            unmodelled.append(f"{dep.source}:{dep.line_of(p)}: {field_path(p)} (container "
+                              f"{(other or {}).get('name')!r} is not run locally)")
+
+    where: dict[tuple, Path_] = {("name",): ("metadata", "name")}
+    d: dict[str, Any] = {"name": dep.name}
+    for key in ("replicas", "strategy", "minReadySeconds", "progressDeadlineSeconds"):
+        if key in spec:
+            d[key] = spec[key]
+            where[(key,)] = ("spec", key)
+        elif key in K8S_DEFAULTS:
+            d[key] = K8S_DEFAULTS[key]
+    if isinstance(d.get("strategy"), dict):
+        d["strategy"] = {k: v for k, v in d["strategy"].items() if k in ("type", "rollingUpdate")}
+    d["terminationGracePeriodSeconds"] = pod.get("terminationGracePeriodSeconds",
+                                                 K8S_DEFAULTS["terminationGracePeriodSeconds"])
+    where[("terminationGracePeriodSeconds",)] = ("spec", "template", "spec", "terminationGracePeriodSeconds")
+    for probe in PROBES:
+        if probe in c:
+            ppath = cpath + (probe,)
+            p = c[probe]
+            if isinstance(p, dict):
+                _unmodelled(dep, ppath, p, PROBE_FIELDS, unmodelled)
+                p = _handler(dep, ppath, {k: v for k, v in p.items() if k in PROBE_FIELDS}, named, unmodelled)
+            d[probe] = p
+            where[(probe,)] = ppath
+    lifecycle = c.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        _unmodelled(dep, cpath + ("lifecycle",), lifecycle, {"preStop"}, unmodelled)
+        if "preStop" in lifecycle:
+            d["lifecycle"] = {"preStop": _handler(dep, cpath + ("lifecycle", "preStop"), lifecycle["preStop"],
+                                                  named, unmodelled)}
+            where[("lifecycle",)] = cpath + ("lifecycle",)
+    elif lifecycle is not None:
+        raise dep.error(cpath + ("lifecycle",), "must be a mapping")
+
+    app: dict[str, Any] = {"image": c.get("image") or "", "stopSignal": "SIGTERM"}
+    where[("image",)] = cpath + ("image",)
+    ports = c.get("ports") or []
+    if isinstance(ports, list) and ports and isinstance(ports[0], dict):
+        app["containerPort"] = ports[0].get("containerPort")
+        where[("containerPort",)] = cpath + ("ports", 0, "containerPort")
+    env: dict[str, Any] = {}
+    for i, e in enumerate(c.get("env") or []):
+        epath = cpath + ("env", i)
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+            raise dep.error(epath, "an env entry needs a name")
+        if "value" in e:
+            env[e["name"]] = "" if e["value"] is None else e["value"]
+        elif e.get("name") not in ("POD_NAME", "PORT"):  # the local platform sets these two itself
+            unmodelled.append(f"{dep.source}:{dep.line_of(epath)}: {field_path(epath)} "
+                              f"({e['name']}: valueFrom is not resolved locally)")
+    app["env"] = env
+    where[("env",)] = cpath + ("env",)
+    return d, app, ci, unmodelled, where
+
+
+def _validate(dep: Document, data: dict[str, Any], model: type, where: dict[tuple, Path_]):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(x) for x in first["loc"])
+        base: Path_ = ()
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in where:
+                base = where[loc[:n]] + tuple(int(x) if x.isdigit() else x for x in loc[n:])
+                break
+        problems = "; ".join(p.split(": ", 1)[-1] for p in format_validation_error(exc)[:3])
+        raise dep.error(base, problems) from exc
+
+
+def from_documents(docs: list[Document], *, deployment: str | None = None, container: str | None = None,
+                   origin: str = "manifests") -> Workload:
+    dep_doc = pick_deployment(docs, deployment)
+    d, app, ci, unmodelled, where = model_of(dep_doc, container=container)
+    dep = _validate(dep_doc, d, Deployment, where)
+    app_model = _validate(dep_doc, app, App, where)
+    cname = str(dep_doc.get(("spec", "template", "spec", "containers", ci, "name")) or "")
+    pdb = pdb_for(docs, dep_doc)
+    if pdb is not None:
+        budget = {k: v for k, v in (pdb.get(("spec",)) or {}).items() if k in ("minAvailable", "maxUnavailable")}
+        dep.pod_disruption_budget = _validate(pdb, budget, PodDisruptionBudget, {(): ("spec",)})
+    return Workload(deployment=dep, app=app_model, origin=origin, documents=docs, deployment_doc=dep_doc,
+                    container_index=ci, container=cname, service_doc=service_for(docs, dep_doc),
+                    pdb_doc=pdb, unmodelled=unmodelled)
+
+
+def load_workload(files: list[str], *, deployment: str | None = None, container: str | None = None,
+                  stdin_text: str | None = None) -> Workload:
+    docs = load_documents(files, stdin_text=stdin_text)
+    return from_documents(docs, deployment=deployment, container=container, origin=", ".join(files))
+
+
+#: app: fields a scenario may still set beside manifests (how to run the container locally)
+APP_LOCAL_FIELDS = {"command", "workdir", "stopSignal", "stop_signal"}
+
+
+def resolve_manifests(data: dict[str, Any], *, source: str, base, manifests: list[str] | None,
+                      stdin_text: str | None = None) -> tuple[dict[str, Any], Workload]:
+    """Fill a scenario's ``deployment:`` and ``app:`` from its manifests
+    (``workload.manifests``, or ``manifests`` from the command line, which
+    replaces them). Paths are relative to the scenario file."""
+    from harness.errors import ScenarioError
+
+    wl = data.get("workload")
+    if wl is None:
+        wl = {}
+    if not isinstance(wl, dict):
+        raise ScenarioError(source, ["workload: expected a mapping {manifests: [FILE, ...], deployment: NAME}"])
+    wl = dict(wl)
+    if manifests:
+        wl["manifests"] = list(manifests)
+    files = wl.get("manifests")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise ScenarioError(source, ["workload.manifests: a list of manifest files ('-' for stdin), "
+                                     "e.g. [k8s/deployment.yaml]"])
+    if "deployment" in data:
+        raise ScenarioError(source, ["deployment: comes from the manifests (workload.manifests); remove the "
+                                     "scenario's deployment: section, or drop workload: to use it"])
+    app = data.get("app") or {}
+    if not isinstance(app, dict):
+        raise ScenarioError(source, ["app: expected a mapping"])
+    clash = sorted(set(app) - APP_LOCAL_FIELDS)
+    if clash:
+        raise ScenarioError(source, [f"app.{k}: comes from the manifests' container; only app.command, "
+                                     "app.workdir and app.stopSignal can be set beside workload.manifests"
+                                     for k in clash])
+    resolved = [f if f == "-" or (base / f).is_absolute() else str(base / f) for f in files]
+    shown = [f if f == "-" else (f if not str(base) or str(base) == "." else str(base / f)) for f in files]
+    workload = load_workload(resolved, deployment=wl.get("deployment"), container=wl.get("container"),
+                             stdin_text=stdin_text)
+    workload.origin = ", ".join(shown)
+    out = dict(data)
+    out["workload"] = wl
+    out["deployment"] = workload.deployment.dump()
+    merged = workload.app.dump()
+    merged.pop("command", None)
+    merged.pop("workdir", None)
+    merged.update(app)
+    commands = wl.get("localCommands") or wl.get("local_commands") or {}
+    if "command" not in app and isinstance(commands, dict) and workload.container in commands:
+        merged["command"] = commands[workload.container]
+    out["app"] = merged
+    return out, workload
+
+
+def workload_of(scenario) -> Workload:
+    """The workload a scenario rolls out, whichever way it was given."""
+    loaded = getattr(scenario, "_workload", None)
+    if loaded is not None:
+        return loaded
+    return Workload(deployment=scenario.deployment, app=scenario.app)
