@@ -17,6 +17,7 @@ so a run says once what it did not reproduce rather than ignoring it.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,8 @@ class Workload:
     pdb_doc: Document | None = None
     #: fields present in the manifests that the local platform does not play
     unmodelled: list[str] = dataclasses.field(default_factory=list)
+    #: local platform: what runs in place of the container (None: not given for manifests)
+    local_command: list[str] | None = None
 
     @property
     def from_manifests(self) -> bool:
@@ -158,8 +161,8 @@ def _handler(doc: Document, path: Path_, h: Any, named: dict[str, int], extra: l
 
 
 def _unmodelled(doc: Document, base: Path_, node: dict[str, Any], keep: set[str], out: list[str]) -> None:
-    for key in node:
-        if key not in keep:
+    for key, value in node.items():
+        if key not in keep and value not in ({}, [], None, ""):  # an empty field changes nothing
             path = base + (key,)
             out.append(f"{doc.source}:{doc.line_of(path)}: {field_path(path)}")
 
@@ -317,11 +320,10 @@ def resolve_manifests(data: dict[str, Any], *, source: str, base, manifests: lis
         raise ScenarioError(source, [f"app.{k}: comes from the manifests' container; only app.command, "
                                      "app.workdir and app.stopSignal can be set beside workload.manifests"
                                      for k in clash])
-    resolved = [f if f == "-" or (base / f).is_absolute() else str(base / f) for f in files]
-    shown = [f if f == "-" else (f if not str(base) or str(base) == "." else str(base / f)) for f in files]
+    resolved = [f if f == "-" or Path(f).is_absolute() else str(base / f) for f in files]
     workload = load_workload(resolved, deployment=wl.get("deployment"), container=wl.get("container"),
                              stdin_text=stdin_text)
-    workload.origin = ", ".join(shown)
+    workload.origin = ", ".join(resolved)
     out = dict(data)
     out["workload"] = wl
     out["deployment"] = workload.deployment.dump()
@@ -333,6 +335,7 @@ def resolve_manifests(data: dict[str, Any], *, source: str, base, manifests: lis
     if "command" not in app and isinstance(commands, dict) and workload.container in commands:
         merged["command"] = commands[workload.container]
     out["app"] = merged
+    workload.local_command = merged.get("command")
     return out, workload
 
 
@@ -341,4 +344,18 @@ def workload_of(scenario) -> Workload:
     loaded = getattr(scenario, "_workload", None)
     if loaded is not None:
         return loaded
-    return Workload(deployment=scenario.deployment, app=scenario.app)
+    return Workload(deployment=scenario.deployment, app=scenario.app, local_command=list(scenario.app.command))
+
+
+def require_local_command(scenario) -> list[str]:
+    """The argv the local platform runs for a replica; manifests must say it
+    (a container image cannot run as a process here)."""
+    from harness.errors import BadInput
+
+    wl = workload_of(scenario)
+    if wl.local_command is None:
+        raise BadInput(f"{scenario.source_path or scenario.name}: workload.localCommands: no local command for "
+                       f"container {wl.container!r}; the local platform runs a process in place of the container: "
+                       f"set workload.localCommands.{wl.container} (or app.command), e.g. "
+                       f"[\"{{python}}\", \"sample-app/app.py\"]")
+    return wl.local_command
