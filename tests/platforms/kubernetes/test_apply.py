@@ -87,3 +87,32 @@ def test_a_managed_run_creates_the_manifests_objects_and_records_the_changes(tmp
     assert patch["spec"]["template"]["spec"]["containers"][0]["name"] == "app"
     info = platform.describe()
     assert any("ClusterIP -> NodePort" in c for c in info["manifest_changes"])
+
+
+def test_target_mode_reads_the_live_deployment_through_the_same_model(tmp_path, app_url):  # noqa: F811
+    import json
+
+    from harness.model.scenario import scenario_from_dict
+
+    api = Cluster()
+    api.objects[("deployments", "shop")] = {
+        "metadata": {"name": "shop", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
+                 "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {
+                     "terminationGracePeriodSeconds": 45,
+                     "containers": [{"name": "web", "image": "shop:1", "ports": [{"containerPort": 80}],
+                                     "lifecycle": {"preStop": {"sleep": {"seconds": 7}}}}]}}}}
+    api._status(api.objects[("deployments", "shop")])
+    sc = scenario_from_dict({"name": "t", "kubernetes": {"mode": "target", "target": {
+        "deployment": "shop", "namespace": "prod", "url": app_url}}})
+    assert sc.deployment.termination_grace_period_seconds == 30  # the scenario's default, before the run
+    run_dir = tmp_path / "run"
+    update_manifest(run_dir, scenario=sc.dump())
+    platform = KubernetesPlatform(sc, run_dir, RunClock.start(), EventWriter(run_dir / "events.jsonl"), api=api)
+    run(platform, disrupt=False)
+    d = platform.sc.deployment
+    assert (d.name, d.replicas, d.termination_grace_period_seconds) == ("shop", 2, 45)
+    assert d.lifecycle.pre_stop.sleep.seconds == 7 and d.readiness_probe is None
+    recorded = json.loads((run_dir / "manifest.json").read_text())
+    assert recorded["scenario"]["deployment"]["terminationGracePeriodSeconds"] == 45
+    assert recorded["live_deployment"]["source"] == "live Deployment prod/shop"
