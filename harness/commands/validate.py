@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from harness.model.scenario import load_scenario
+    from harness.model.workload import workload_of
 
     stdin = sys.stdin.read() if "-" in args.manifests else None  # read once, shared by every file
     bad = 0
@@ -40,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
             bad += 1
             continue
         print(f"{f}: ok ({sc.name}: {sc.deployment.replicas} replicas, {sc.traffic.rate:g} req/s)")
+        wl = workload_of(sc)
+        if wl.from_manifests:
+            print(f"  workload: Deployment {wl.deployment.name}, container {wl.container} from {wl.origin}")
+            for field in wl.unmodelled:
+                print(f"  not played on the local platform: {field}")
         if args.print_:
             print(yaml.safe_dump(sc.dump(), sort_keys=False))
     return EXIT_BAD_INPUT if bad else 0

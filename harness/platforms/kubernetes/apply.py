@@ -102,6 +102,9 @@ def _service_for_traffic(svc: dict[str, Any], sc: Scenario, where: str, changes:
 def prepare(sc: Scenario, wl: Workload, *, namespace: str, run_id: str) -> Prepared:
     """The objects to create for one run, and every change made to them."""
     assert wl.deployment_doc is not None
+    if sc.app.stop_signal != "SIGTERM":
+        raise BadInput(f"{sc.source_path or sc.name}: app.stopSignal: {sc.app.stop_signal} cannot be set per pod "
+                       "on the kubernetes platform; set STOPSIGNAL in the image and leave app.stopSignal at SIGTERM")
     run = mf.run_label_value(run_id)
     changes: list[str] = []
     ns = mf._skeleton("namespace.yaml")
