@@ -129,7 +129,8 @@ def check_workload(wl: Workload) -> list[Risk]:
         s.add("no-prestop", HIGH, s.c + ("lifecycle",),
               "At deletion the kubelet sends SIGTERM at once, while kube-proxy and load balancers still route "
               "new connections to the pod for about a second (the endpoint update is asynchronous): requests "
-              "sent in that window are refused or reset.",
+              "sent in that window are refused or reset, unless the app itself keeps serving after SIGTERM for "
+              "longer than that (a run shows which).",
               "Add lifecycle.preStop.sleep.seconds longer than your endpoint propagation (5 s is a common start; "
               "a run measures it), and raise terminationGracePeriodSeconds by as much.")
     need = (prestop or 0.0) + TYPICAL_DRAIN_S

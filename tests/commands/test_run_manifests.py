@@ -43,3 +43,34 @@ def test_the_manifest_on_stdin_rolls_out_locally_without_a_failure(tmp_path):
     assert any(u.endswith("spec.template.spec.containers[0].resources") for u in workload["unmodelled_locally"])
     html = (out / "index.html").read_text()
     assert "not played locally" in html and "containers[0].resources" in html
+
+
+def test_the_check_and_the_run_agree_on_a_missing_prestop(tmp_path):
+    """The two faces of one rule: `check` flags the missing preStop from the
+    spec; a run of the same file shows it as evidence. Expected before
+    running (as scenarios/no-prestop.yaml): with no preStop and an app that
+    stops listening on SIGTERM (DRAIN_SECONDS 0), refused connections during
+    each termination, exit 1, top finding no-prestop. (With the app's own 2 s
+    drain, longer than the 1.2 s propagation, a run passes: the check names a
+    risk the app may cover, and says a run shows which.)"""
+    prestop = "          lifecycle:\n            preStop:\n              sleep:\n                seconds: 3\n"
+    drain = "            - name: DRAIN_SECONDS\n              value: \"2\"\n"
+    text = MANIFEST.read_text()
+    assert prestop in text and drain in text
+    copy = tmp_path / "no-prestop.yaml"
+    copy.write_text(text.replace(prestop, "").replace(drain, drain.replace('"2"', '"0"')))
+    check = subprocess.run([sys.executable, "-m", "harness", "check", str(copy), "--format", "json"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert check.returncode == 1
+    assert [r["check"] for r in json.loads(check.stdout)["risks"]] == ["no-prestop"]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness", "run", "examples/manifests/scenario.yaml", "--manifests", str(copy),
+           "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280)
+    if proc.returncode == 3:
+        out.rename(out.with_name(out.name + "-inconclusive"))
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=280)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["top_finding"] == "no-prestop"
+    assert summary["disruption_outcomes"].get("refused", 0) > 0
