@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner import check_platform, run_scenario
     from harness.traffic.progress import Progress
 
-    scenario = load_scenario(args.scenario, args.overrides, manifests=args.manifests or None)  # bad input: exit 2 before anything is created
+    # bad input: exit 2 before anything is created
+    scenario = load_scenario(args.scenario, args.overrides, manifests=args.manifests or None)
     check_platform(args.platform)
     run_dir = Path(args.out) if args.out else default_run_dir(scenario.name)
     if run_dir.exists() and any(run_dir.iterdir()):

@@ -82,6 +82,10 @@ def _environment(s: dict[str, Any], manifest: dict[str, Any]) -> list[tuple[str,
         changes = (manifest.get("kubernetes") or {}).get("manifest_changes") or []
         if s.get("platform") == "kubernetes" and changes:
             rows.append(("changed on apply", "; ".join(changes)))
+        risks = manifest.get("spec_risks") or []
+        rows.append(("risks in the spec (check)", "; ".join(
+            f"{r.get('severity', '').upper()} {r.get('check')} at {r.get('source')}:{r.get('line')}"
+            for r in risks) or "none"))
         if s.get("platform") == "local":
             rows.append(("not played locally", "; ".join(workload.get("unmodelled_locally") or []) or "nothing"))
     for key in ("host", "versions"):

@@ -41,8 +41,10 @@ def test_the_manifest_on_stdin_rolls_out_locally_without_a_failure(tmp_path):
     assert workload["origin"] == "-" and workload["documents"][0] == "<stdin>#1 Deployment/api"
     # what the local platform did not play is listed once, with its line
     assert any(u.endswith("spec.template.spec.containers[0].resources") for u in workload["unmodelled_locally"])
+    assert manifest["spec_risks"] == []  # `check` finds no risk in the spec: the run agrees
     html = (out / "index.html").read_text()
     assert "not played locally" in html and "containers[0].resources" in html
+    assert "risks in the spec (check)" in html
 
 
 def test_the_check_and_the_run_agree_on_a_missing_prestop(tmp_path):
@@ -73,4 +75,6 @@ def test_the_check_and_the_run_agree_on_a_missing_prestop(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["top_finding"] == "no-prestop"
-    assert summary["disruption_outcomes"].get("refused", 0) > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [r["check"] for r in manifest["spec_risks"]] == ["no-prestop"]
+    assert summary["outcomes"].get("refused", 0) > 0  # new connections to a pod that stopped listening

@@ -25,8 +25,8 @@ from typing import Any
 
 from harness.errors import BadInput
 from harness.model.k8syaml import Document
-from harness.model.scenario import Scenario
-from harness.model.workload import Workload
+from harness.model.scenario import Deployment, Scenario
+from harness.model.workload import Workload, from_documents
 from harness.platforms.kubernetes import manifests as mf
 
 #: kind -> the client's resource name; other kinds are refused by name
@@ -146,3 +146,15 @@ def prepare(sc: Scenario, wl: Workload, *, namespace: str, run_id: str) -> Prepa
     objects.sort(key=lambda ro: ro[0] == "deployments")
     return Prepared(namespace=ns, objects=objects, service=service,
                     run_selector=f"{mf.RUN_LABEL}={run}", changes=changes)
+
+
+def read_live(dep: dict[str, Any], *, source: str) -> tuple[Deployment | None, dict[str, Any]]:
+    """Target mode: a live Deployment read the way a manifest is, and what
+    to record of it (the model, or why it could not be read)."""
+    doc = Document(source=source, index=0, line=0, lines={},
+                   data={"apiVersion": "apps/v1", "kind": "Deployment", **dep})
+    try:
+        live = from_documents([doc], origin=source)
+    except BadInput as exc:
+        return None, {"source": source, "error": str(exc)}
+    return live.deployment, {"source": source, "deployment": live.deployment.dump(), "container": live.container}

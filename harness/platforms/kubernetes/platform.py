@@ -33,8 +33,7 @@ from harness.model.events import EventKind as K
 from harness.model.events import EventWriter, SourceKind
 from harness.model.rundir import LOGS_DIR, update_manifest
 from harness.model.scenario import Scenario
-from harness.model.k8syaml import Document
-from harness.model.workload import from_documents, workload_of
+from harness.model.workload import workload_of
 from harness.platforms.kubernetes import apitime, apply, manifests, preflight
 from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
@@ -252,22 +251,13 @@ class KubernetesPlatform:
         await self._wait_ready()
 
     def _read_live(self, dep: dict[str, Any]) -> None:
-        """Read the live Deployment through the same model as a manifest, so
-        the diagnosis and the report use its real grace period, preStop,
-        probes and strategy rather than the scenario's defaults."""
-        doc = Document(source=f"live Deployment {self.namespace}/{self.deployment}", index=0, line=0,
-                       data={"apiVersion": "apps/v1", "kind": "Deployment", **dep}, lines={})
-        try:
-            live = from_documents([doc], origin=doc.source)
-        except BadInput as exc:
-            log.warning("kubernetes: the live Deployment could not be read as a workload model: %s", exc)
-            update_manifest(self.run_dir, live_deployment={"error": str(exc)})
-            return
-        live.deployment.pod_disruption_budget = self.sc.deployment.pod_disruption_budget
-        self.sc.deployment = live.deployment
-        update_manifest(self.run_dir, scenario=self.sc.dump(),
-                        live_deployment={"source": doc.source, "deployment": live.deployment.dump(),
-                                         "container": live.container})
+        """The live Deployment through the workload model, so the diagnosis
+        uses its real grace period, preStop, probes and strategy."""
+        live, record = apply.read_live(dep, source=f"live Deployment {self.namespace}/{self.deployment}")
+        if live is not None:
+            live.pod_disruption_budget = self.sc.deployment.pod_disruption_budget
+            self.sc.deployment = live
+        update_manifest(self.run_dir, scenario=self.sc.dump(), live_deployment=record)
 
     async def _find_service(self, pod_labels: dict[str, str]) -> str | None:
         """The Service whose selector picks the Deployment's pods (the one
