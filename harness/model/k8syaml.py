@@ -164,7 +164,11 @@ def load_documents(names: Iterable[str], *, stdin_text: str | None = None) -> li
     for d in docs:
         for key in ("apiVersion", "kind"):
             if not isinstance(d.data.get(key), str) or not d.data.get(key):
-                raise d.error((key,), f"missing or not a string; every Kubernetes object needs apiVersion and kind")
+                hint = (" (this looks like a rollout-harness scenario: give its Kubernetes manifests, or use "
+                        "`rollout-harness validate` for a scenario)"
+                        if {"traffic", "disruption", "gate", "workload"} & set(d.data) else "")
+                raise d.error((key,), "missing or not a string; every Kubernetes object needs apiVersion and kind"
+                              + hint)
         meta = d.data.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
             raise d.error(("metadata", "name"), "missing; every object needs metadata.name")
