@@ -118,7 +118,7 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
 def _spec_risks(scenario: Scenario) -> list[dict[str, Any]]:
     """What `check` sees in the user's manifests, kept beside the run that
     shows (or not) the same risks as evidence."""
-    from harness.analysis.checks import check_workload
+    from harness.spec.checks import check_workload
 
     wl = workload_of(scenario)
     return [r.as_dict() for r in check_workload(wl)] if wl.from_manifests else []

@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.analysis.checks import HIGH, check_workload
+    from harness.spec.checks import HIGH, check_workload
     from harness.errors import EXIT_FAIL
     from harness.model.k8syaml import ManifestError, load_documents
     from harness.model.workload import from_documents

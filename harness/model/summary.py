@@ -74,7 +74,7 @@ class Manifest(TypedDict, total=False):
     error: str | None
     #: where the workload came from (harness.model.workload.Workload.describe)
     workload: dict[str, Any]
-    #: the risks `check` sees in the manifests' spec (harness.analysis.checks)
+    #: the risks `check` sees in the manifests' spec (harness.spec.checks)
     spec_risks: list[dict[str, Any]]
     #: target mode: the live Deployment read through the workload model
     live_deployment: dict[str, Any]

@@ -9,7 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from harness import __version__
-from harness.analysis.checks import CHECKS, HIGH, LOW, MEDIUM, Risk
+from harness.spec.checks import CHECKS, HIGH, LOW, MEDIUM, Risk
 
 SARIF_LEVEL = {HIGH: "error", MEDIUM: "warning", LOW: "note"}
 CONFIRM_SCENARIO = "examples/manifests/scenario.yaml"

@@ -105,3 +105,12 @@ def test_a_bad_manifest_in_a_run_exits_2_before_any_run_dir(tmp_path):
     line = bad.read_text().splitlines().index("      maxSurge: lots") + 1
     assert f"{bad}:{line} (document 1: Deployment api): spec.strategy.rollingUpdate.maxSurge" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_check_answers_without_loading_the_analysis_stack():
+    """`check` is meant to answer at once: it never loads pandas or matplotlib
+    (several seconds of import on a busy machine)."""
+    code = ("import sys; from harness.cli import main; rc = main(['check', %r]); "
+            "print(rc, sorted(m for m in ('pandas', 'matplotlib', 'numpy') if m in sys.modules))") % str(MANIFEST)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr

@@ -5,7 +5,7 @@ that would show it happening.
 
 The rule ids are the diagnosis's own (``rules.py``: no-prestop, short-grace,
 no-readiness-probe, capacity-dip); ``CHECKS`` says which diagnosis rule shows
-each risk as evidence in a run (tests/analysis/test_checks.py holds the two
+each risk as evidence in a run (tests/spec/test_checks.py holds the two
 lists together). Risks are pure functions of the workload model plus the
 document's line map, so they read a manifest file and a live Deployment
 (target mode) the same way.

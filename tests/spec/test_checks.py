@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.analysis import rules
-from harness.analysis.checks import CHECKS, HIGH, LOW, MEDIUM, TYPICAL_DRAIN_S, check_workload
+from harness.spec.checks import CHECKS, HIGH, LOW, MEDIUM, TYPICAL_DRAIN_S, check_workload
 from harness.model.k8syaml import parse_documents
 from harness.model.workload import from_documents
 
