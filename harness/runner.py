@@ -170,7 +170,7 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                     state.phase = "waiting for the target to serve"
                     await wait_until_serving(
                         platform.target_url(), resolver=platform.resolver(),
-                        need=2 * scenario.deployment.replicas,
+                        need=2 * scenario.deployment.replicas, pods=scenario.deployment.replicas,
                         deadline_s=scenario.deployment.progress_deadline_seconds,
                         method=scenario.traffic.method, headers=scenario.traffic.headers,
                         timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
@@ -187,6 +187,7 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                     state.engine_results = await session.run()
 
                 tg.start_soon(traffic)
+                await session.started()  # worker processes may take seconds to start
                 phase("baseline")
                 await anyio.sleep(d.baseline_seconds)
                 phase("disruption")

@@ -82,11 +82,10 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
               ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
-    score 4: a refusal this pod's state certainly produces (exited, listener
-    closed, not yet listening); 3: the failure is what this pod's state
-    produces (a cut in flight, a refusal after a stop signal from an app that
-    does not log its listener); 2: the pod was terminating or starting
-    (plausible); 1: merely visible.
+    score 4: a refusal this pod's state produces (exited, listener closed,
+    not yet listening, or signalled and silent about its listener);
+    3: a cut in flight this pod's end or shutdown explains; 2: the pod was
+    terminating or starting (plausible); 1: merely visible.
     distance: how far (ns) the pod's deciding event is from the failure, to
     break ties between pods with the same score.
     """
@@ -118,12 +117,15 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     score[gone | early] = 4
     dist[gone | early] = 0
     if not p.drained_gracefully and p.stop_signal is not None:
-        # probable: no word from the app about its listener, which most servers
-        # close soon after their stop signal (uvicorn within ~0.1 s)
+        # no word from the app about its listener, which most servers close soon
+        # after their stop signal (uvicorn within ~0.1 s, at its next loop tick):
+        # as likely as an exited pod — real runs saw refusals in that first
+        # 0.1 s go to either, so two such pods make the failure ambiguous
         signalled = refused & ~gone & ~early & (t_conn >= p.stop_signal)
-        score[signalled] = 3
+        score[signalled] = 4
         dist[signalled] = 0
         gone = gone | signalled
+    near &= ~gone
     score[near] = 2
     dist[near] = np.abs(t_conn[near] - not_accepting)
     # cut in flight: the pod's end or shutdown fell inside [sent, ended]
@@ -137,6 +139,13 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
         better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
         dist[better] = d[better]
+    # cut after the pod's stop signal, before its end: a server shutting down
+    # closes its listener and the connections in its accept backlog (hypercorn)
+    if p.stop_signal is not None:
+        end = v(p.end)
+        shut = cut & (score < 3) & ~(gone | early) & (ended >= p.stop_signal - TOL_NS) & (sent_eff <= end + TOL_NS)
+        score[shut] = 3
+        dist[shut] = np.abs(ended[shut] - p.stop_signal)
     # plausible: terminating (deleted) or not yet serving
     plausible = (score < 2) & ((t_conn >= deletion) | (t_conn < serving))
     score[plausible] = 2

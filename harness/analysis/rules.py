@@ -287,6 +287,8 @@ def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
     (maxUnavailable > 0, or Recreate); pods lost any other way are not this."""
     replicas = ctx.scenario.deployment.replicas
     strategy = ctx.scenario.deployment.strategy.type
+    if ctx.scenario.disruption.type in ("drain", "evict"):
+        return None  # a drain's dip is the drain rules' (harness.analysis.drain_rules)
     if strategy == "RollingUpdate" and ctx.scenario.max_unavailable() == 0:
         return None
     dips = capacity_dips(ctx.pods, replicas, ctx.window)

@@ -28,14 +28,16 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from harness.analysis.drain_rules import drain_risks
     from harness.model.scenario import load_scenario
     from harness.model.workload import workload_of
 
-    stdin = sys.stdin.read() if "-" in args.manifests else None  # read once, shared by every file
+    manifests = getattr(args, "manifests", None) or []  # callers may build args without it
+    stdin = sys.stdin.read() if "-" in manifests else None  # read once, shared by every file
     bad = 0
     for f in args.files:
         try:
-            sc = load_scenario(f, args.overrides, manifests=args.manifests or None, stdin_text=stdin)
+            sc = load_scenario(f, args.overrides, manifests=manifests or None, stdin_text=stdin)
         except BadInput as exc:
             print(exc, file=sys.stderr)
             bad += 1
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  workload: Deployment {wl.deployment.name}, container {wl.container} from {wl.origin}")
             for field in wl.unmodelled:
                 print(f"  not played on the local platform: {field}")
+        for r in drain_risks(sc):
+            print(f"  risk ({r['rule']}): {r['risk']}; fix: {r['fix']}")
         if args.print_:
             print(yaml.safe_dump(sc.dump(), sort_keys=False))
     return EXIT_BAD_INPUT if bad else 0

@@ -32,7 +32,8 @@ class RequestStats(TypedDict):
 
 class Generator(TypedDict, total=False):
     """What the traffic generator was asked and what it achieved: the
-    manifest's ``generator`` section, written once by the traffic session."""
+    manifest's ``generator`` section, written once by the runner at the end of the traffic
+    (harness.traffic.summary.generator_figures), for `run` and `load` alike."""
 
     asked_rate: float  # req/s; 0 = closed loop
     achieved_rate: float  # requests sent per second of schedule
@@ -97,7 +98,6 @@ class Summary(TypedDict, total=False):
     achieved_rate: float | None
     send_lag_ms: Quantiles
     latency_ms: Quantiles
-    generator: Generator
     phases: dict[str, Any]
     rollout_window: dict[str, Any]
     disruption_seconds: float
@@ -118,5 +118,8 @@ class Summary(TypedDict, total=False):
     gate: dict[str, Any]
     verdict: dict[str, Any]
     rollout: dict[str, Any] | None
+    #: a node drain's own figures (the drain_complete event): nodes, evicted,
+    #: evictions_refused (429s), duration_s, complete; None for other disruptions
+    drain: dict[str, Any] | None
     records_complete: bool
     notes: list[str]

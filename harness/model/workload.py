@@ -26,7 +26,8 @@ from harness.model.k8syaml import Document, ManifestError, Path_, field_path, lo
 from harness.model.scenario import App, Deployment, PodDisruptionBudget, format_validation_error
 
 #: pod spec / container fields the model carries (everything else present is "unmodelled")
-POD_MODELLED = {"containers", "terminationGracePeriodSeconds"}
+POD_MODELLED = {"containers", "terminationGracePeriodSeconds", "topologySpreadConstraints", "affinity"}
+HOSTNAME_KEY = "kubernetes.io/hostname"
 CONTAINER_MODELLED = {"name", "image", "imagePullPolicy", "ports", "env", "readinessProbe", "livenessProbe",
                       "startupProbe", "lifecycle", "command", "args"}
 SPEC_MODELLED = {"replicas", "selector", "strategy", "minReadySeconds", "progressDeadlineSeconds", "template"}
@@ -209,6 +210,7 @@ def model_of(dep: Document, *, container: str | None = None) -> tuple[dict[str, 
     d["terminationGracePeriodSeconds"] = pod.get("terminationGracePeriodSeconds",
                                                  K8S_DEFAULTS["terminationGracePeriodSeconds"])
     where[("terminationGracePeriodSeconds",)] = ("spec", "template", "spec", "terminationGracePeriodSeconds")
+    _placement(dep, pod, d, where, unmodelled)
     for probe in PROBES:
         if probe in c:
             ppath = cpath + (probe,)
@@ -249,6 +251,52 @@ def model_of(dep: Document, *, container: str | None = None) -> tuple[dict[str, 
     return d, app, ci, unmodelled, where
 
 
+def _placement(dep: Document, pod: dict[str, Any], d: dict[str, Any], where: dict[tuple, Path_],
+               unmodelled: list[str]) -> None:
+    """Node-level spreading and pod anti-affinity, which the local platform
+    plays across its nodes; other topology keys and affinities are listed."""
+    base: Path_ = ("spec", "template", "spec")
+    spread = pod.get("topologySpreadConstraints")
+    if isinstance(spread, list):
+        kept = []
+        for i, t in enumerate(spread):
+            if isinstance(t, dict) and t.get("topologyKey") == HOSTNAME_KEY:
+                kept.append({k: v for k, v in t.items() if k in ("maxSkew", "topologyKey", "whenUnsatisfiable",
+                                                                   "nodeTaintsPolicy", "labelSelector")})
+            else:
+                path = base + ("topologySpreadConstraints", i)
+                unmodelled.append(f"{dep.source}:{dep.line_of(path)}: {field_path(path)} (only "
+                                  f"{HOSTNAME_KEY} is modelled)")
+        if kept:
+            d["topologySpreadConstraints"] = kept
+            where[("topologySpreadConstraints",)] = base + ("topologySpreadConstraints",)
+    affinity = pod.get("affinity")
+    if isinstance(affinity, dict):
+        for key in affinity:
+            if key != "podAntiAffinity" and affinity[key]:
+                path = base + ("affinity", key)
+                unmodelled.append(f"{dep.source}:{dep.line_of(path)}: {field_path(path)}")
+        anti = affinity.get("podAntiAffinity")
+        if isinstance(anti, dict):
+            out: dict[str, Any] = {}
+            for kind in ("requiredDuringSchedulingIgnoredDuringExecution",
+                         "preferredDuringSchedulingIgnoredDuringExecution"):
+                terms = []
+                for i, t in enumerate(anti.get(kind) or []):
+                    term = (t.get("podAffinityTerm") if kind.startswith("preferred") else t) or {}
+                    if term.get("topologyKey") == HOSTNAME_KEY:
+                        terms.append(t)
+                    else:
+                        path = base + ("affinity", "podAntiAffinity", kind, i)
+                        unmodelled.append(f"{dep.source}:{dep.line_of(path)}: {field_path(path)} (only "
+                                          f"{HOSTNAME_KEY} is modelled)")
+                if terms:
+                    out[kind] = terms
+            if out:
+                d["affinity"] = {"podAntiAffinity": out}
+                where[("affinity",)] = base + ("affinity",)
+
+
 def _validate(dep: Document, data: dict[str, Any], model: type, where: dict[tuple, Path_]):
     try:
         return model.model_validate(data)
@@ -273,7 +321,8 @@ def from_documents(docs: list[Document], *, deployment: str | None = None, conta
     cname = str(dep_doc.get(("spec", "template", "spec", "containers", ci, "name")) or "")
     pdb = pdb_for(docs, dep_doc)
     if pdb is not None:
-        budget = {k: v for k, v in (pdb.get(("spec",)) or {}).items() if k in ("minAvailable", "maxUnavailable")}
+        budget = {k: v for k, v in (pdb.get(("spec",)) or {}).items()
+                  if k in ("minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy")}
         dep.pod_disruption_budget = _validate(pdb, budget, PodDisruptionBudget, {(): ("spec",)})
     return Workload(deployment=dep, app=app_model, origin=origin, documents=docs, deployment_doc=dep_doc,
                     container_index=ci, container=cname, service_doc=service_for(docs, dep_doc),

@@ -132,3 +132,26 @@ def test_manifests_from_the_command_line_replace_the_scenarios(tmp_path):
     from harness.model.workload import require_local_command
     with pytest.raises(BadInput, match="workload.localCommands.sample-app"):
         require_local_command(sc)
+
+
+def test_node_placement_is_taken_at_node_level_and_the_rest_listed():
+    zone = "topology.kubernetes.io/zone"
+    text = _deployment().replace("spec:\n      containers:", "spec:\n      containers:", 1)
+    data = yaml.safe_load(text)
+    data["spec"]["template"]["spec"]["topologySpreadConstraints"] = [
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": {"matchLabels": {"a": "b"}}},
+        {"maxSkew": 1, "topologyKey": zone, "whenUnsatisfiable": "ScheduleAnyway"}]
+    data["spec"]["template"]["spec"]["affinity"] = {
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                "labelSelector": {"matchLabels": {"a": "b"}}}}]},
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    wl = from_documents(parse_documents(yaml.safe_dump(data), "d.yaml"))
+    [spread] = wl.deployment.topology_spread_constraints
+    assert spread.topology_key == "kubernetes.io/hostname" and spread.max_skew == 1
+    [term] = wl.deployment.affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution
+    assert term.weight == 100
+    listed = " | ".join(wl.unmodelled)
+    assert "topologySpreadConstraints[1] (only kubernetes.io/hostname is modelled)" in listed
+    assert "affinity.nodeAffinity" in listed

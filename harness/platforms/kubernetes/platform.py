@@ -39,7 +39,7 @@ from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
 from harness.platforms.kubernetes.podlogs import LogFollower
-from harness.platforms.kubernetes.podtrack import PodTracker, Step
+from harness.platforms.kubernetes.podtrack import IMAGE_PROBLEMS, PodTracker, Step
 from harness.platforms.kubernetes.rollout import Phase, rollout_state
 from harness.platforms.kubernetes.watch import ResourceWatch
 from harness.platforms.kubernetes.workload import workload_facts
@@ -47,7 +47,6 @@ from harness.platforms.kubernetes.workload import workload_facts
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
-IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 RAW_WATCH_FILE = "kube-watch.jsonl"
 #: a deleted pod must be seen to end within its grace period plus this (the
 #: kubelet's SIGKILL, the container runtime and the watch all take a moment)
@@ -82,6 +81,7 @@ class KubernetesPlatform:
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
+        self.pod_selector = ""
         self._workload: dict[str, Any] = {}
 
     # ---- the seam -----------------------------------------------------------
@@ -130,6 +130,11 @@ class KubernetesPlatform:
         """Trigger the rollout; return once it is complete and every pod it
         deleted has been seen to end (the observation window closes only
         then: a pod still in its preStop can still drop requests)."""
+        if self.sc.disruption.type in ("drain", "evict"):
+            from harness.platforms.kubernetes.drain import drain_on_cluster
+
+            await drain_on_cluster(self)
+            return
         old = self.pods.live_pods()
         since = self.clock.now()
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
@@ -186,7 +191,8 @@ class KubernetesPlatform:
         self._owns_namespace = kube.namespace is None
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
-                         per_run_namespace=self._owns_namespace)
+                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         prepared = self._prepare()
@@ -228,7 +234,9 @@ class KubernetesPlatform:
         target, api = self.kube.target, self.api
         assert target is not None
         self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
-        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False)
+        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False,
+                         drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         try:
             dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
         except KubeError as exc:
@@ -273,6 +281,7 @@ class KubernetesPlatform:
 
     async def _start_watches(self, *, pod_selector: str, service: str | None,
                              accept_pod: Callable[[str], bool]) -> None:
+        self.pod_selector = pod_selector
         self._record = open(self.run_dir / RAW_WATCH_FILE, "a", encoding="utf-8", buffering=1)
         kube_sink = self._sink(SourceKind.KUBE_WATCH)
         since = self.clock.to_wall_ns(0) - 2_000_000_000  # Events carry whole seconds
@@ -294,8 +303,8 @@ class KubernetesPlatform:
                     await anyio.sleep(0.05)
 
     async def _wait_ready(self) -> None:
-        """All replicas available, all in the Service's endpoints, and the
-        target answering — before any load."""
+        """All replicas available and all in the Service's endpoints, before
+        any load (the runner then checks that the target serves)."""
         deadline = time.monotonic() + self.sc.deployment.progress_deadline_seconds + 30
         want = self.sc.deployment.replicas if self.mode == "managed" else None
         message = ""
@@ -317,22 +326,9 @@ class KubernetesPlatform:
             message = f"{state.message}; {routable}/{want_n} endpoints ready"
             self._progress = message
             if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
-                if await self._target_answers():
-                    return
-                message += f"; {self._url} does not answer yet"
+                return  # whether it serves is the runner's one check, through the NodePort (traffic.preflight)
             await anyio.sleep(POLL_S)
         raise PlatformError(f"kubernetes: not ready before the deadline: {message}")
-
-    async def _target_answers(self) -> bool:
-        url = self.target_url()
-        import httpx
-
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                r = await client.get(url, headers={"Connection": "close"})
-            return r.status_code < 500
-        except httpx.HTTPError:
-            return False
 
     # ---- rollout ------------------------------------------------------------
     async def _follow_rollout(self, *, min_generation: int):

@@ -23,7 +23,15 @@ from harness.model.events import EventKind as K
 from harness.platforms.kubernetes import apitime
 
 
+#: a container waiting for one of these cannot start until the user fixes the image (bad input)
+IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+#: waiting reasons that mean the pod will not start by itself
+WAITING_PROBLEMS = IMAGE_PROBLEMS + ("CreateContainerConfigError", "CrashLoopBackOff")
+
+
 class Step(NamedTuple):
+    """One lifecycle step of a pod, as a tracker saw it (becomes an event)."""
+
     pod: str
     kind: K
     detail: dict[str, Any]
@@ -196,8 +204,7 @@ class PodTracker:
                 st.startup_ok.add(cname)
                 steps.append(Step(st.name, K.STARTUP_PROBE_OK, {"container": cname}))
             reason = (state.get("waiting") or {}).get("reason", "")
-            if reason in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                          "CreateContainerConfigError", "CrashLoopBackOff"):
+            if reason in WAITING_PROBLEMS:
                 self._waiting[st.name] = f"{reason}: {(state.get('waiting') or {}).get('message', '')}".strip()
         return steps
 
