@@ -4,7 +4,8 @@ the line it comes from, what goes wrong in a rollout, the fix, and the run
 that would show it happening.
 
 The rule ids are the diagnosis's own (``rules.py``: no-prestop, short-grace,
-no-readiness-probe, capacity-dip); ``CHECKS`` says which diagnosis rule shows
+no-readiness-probe, capacity-dip; ``drain_rules.py``: single-replica, no-pdb,
+pdb-blocks-drain); ``CHECKS`` says which diagnosis rule shows
 each risk as evidence in a run (tests/spec/test_checks.py holds the two
 lists together). Risks are pure functions of the workload model plus the
 document's line map, so they read a manifest file and a live Deployment
@@ -20,6 +21,7 @@ from typing import Any
 from harness.model.k8syaml import Document, Path_, field_path
 from harness.model.scenario import Deployment, LifecycleHandler, Probe, resolve_int_or_percent
 from harness.model.workload import Workload
+from harness.platforms.local.eviction import pdb_status
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 #: what a pod typically needs after preStop: the app's keep-alive drain plus its longest requests
@@ -49,9 +51,10 @@ CHECKS = {c.id: c for c in (
     Check("max-unavailable", "maxUnavailable > 0 with few replicas", "capacity-dip", None),
     Check("max-surge-zero", "maxSurge 0", "capacity-dip", "scenarios/surge-zero.yaml"),
     Check("recreate", "Recreate strategy", "capacity-dip", None),
-    Check("one-replica", "One replica", "capacity-dip", None),
-    Check("no-pdb", "No PodDisruptionBudget", None, None),
-    Check("pdb-blocks-drain", "PodDisruptionBudget allows no disruption", None, None),
+    Check("single-replica", "One replica", "single-replica", "scenarios/drain-single-replica.yaml"),
+    Check("no-pdb", "No PodDisruptionBudget", "no-pdb", "scenarios/drain-no-pdb.yaml"),
+    Check("pdb-blocks-drain", "PodDisruptionBudget allows no disruption", "pdb-blocks-drain",
+          "scenarios/drain-pdb-blocks.yaml"),
     Check("liveness-delay-without-startup", "Long liveness delay instead of a startup probe", None, None),
 )}
 
@@ -195,7 +198,7 @@ def _strategy_risks(s: _Spec, d: Deployment) -> None:
                   "is small.")
     if n == 1:
         safe = surge >= 1 and unavail == 0
-        s.add("one-replica", MEDIUM if safe else HIGH, ("spec", "replicas"),
+        s.add("single-replica", MEDIUM if safe else HIGH, ("spec", "replicas"),
               "One replica: " + ("a rollout surges a new pod first, but a node drain, an eviction or a crash "
                                  "takes the whole service down" if safe else
                                  "the rollout itself stops the only pod before a new one is ready") + ".",
@@ -212,16 +215,14 @@ def _budget_risks(s: _Spec, wl: Workload) -> None:
                   "them at once.",
                   "Add a PodDisruptionBudget with maxUnavailable: 1 selecting the pod template's labels.")
         return
-    spec = pdb.get(("spec",)) or {}
-    allowed: int | None = None
-    field: Path_ = ("spec",)
-    if spec.get("maxUnavailable") is not None:
-        allowed = resolve_int_or_percent(spec["maxUnavailable"], n, round_up=True)
-        field = ("spec", "maxUnavailable")
-    elif spec.get("minAvailable") is not None:
-        allowed = n - resolve_int_or_percent(spec["minAvailable"], n, round_up=True)
-        field = ("spec", "minAvailable")
-    if allowed is not None and allowed <= 0:
+    budget = wl.deployment.pod_disruption_budget
+    if budget is None:
+        return
+    # the disruption controller's own arithmetic (the local platform's eviction API uses it too)
+    desired = pdb_status(budget, n, []).desired_healthy
+    allowed = n - desired
+    field: Path_ = ("spec", "maxUnavailable") if budget.max_unavailable is not None else ("spec", "minAvailable")
+    if allowed <= 0:
         s.add("pdb-blocks-drain", MEDIUM, field,
               f"PodDisruptionBudget {pdb.name} allows {max(allowed, 0)} of {n} pods to be disrupted: every "
               "eviction is refused, so `kubectl drain` and node upgrades hang until someone deletes pods by "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.analysis import rules
+from harness.analysis import drain_rules, rules
 from harness.spec.checks import CHECKS, HIGH, LOW, MEDIUM, TYPICAL_DRAIN_S, check_workload
 from harness.model.k8syaml import parse_documents
 from harness.model.workload import from_documents
@@ -56,10 +56,10 @@ CASES = {
                    {"max-surge-zero": MEDIUM}),
     "maxSurge 10% of 4 rounds up to 1": (lambda s, p, c: s["strategy"]["rollingUpdate"].update(maxSurge="10%"), {}),
     "Recreate": (lambda s, p, c: s.update(strategy={"type": "Recreate"}), {"recreate": HIGH}),
-    "one replica that surges": (lambda s, p, c: s.update(replicas=1), {"one-replica": MEDIUM}),
+    "one replica that surges": (lambda s, p, c: s.update(replicas=1), {"single-replica": MEDIUM}),
     "one replica taken down by the rollout": (
         lambda s, p, c: (s.update(replicas=1), s["strategy"]["rollingUpdate"].update(maxSurge=0, maxUnavailable=1)),
-        {"one-replica": HIGH, "max-surge-zero": MEDIUM, "max-unavailable": MEDIUM}),
+        {"single-replica": HIGH, "max-surge-zero": MEDIUM, "max-unavailable": MEDIUM}),
     "PDB minAvailable 100%": (_pdb({"minAvailable": "100%", "selector": BASE[2]["spec"]["selector"]}),
                               {"pdb-blocks-drain": MEDIUM}),
     "PDB maxUnavailable 0": (_pdb({"maxUnavailable": 0, "selector": BASE[2]["spec"]["selector"]}),
@@ -108,7 +108,7 @@ def test_prestop_as_exec_sleep_counts():
 def test_every_diagnosis_rule_named_by_a_check_exists():
     """The two faces share their ids: a check names the diagnosis rule that
     shows the same risk as evidence in a run."""
-    source = Path(rules.__file__).read_text()
+    source = Path(rules.__file__).read_text() + Path(drain_rules.__file__).read_text()
     for check in CHECKS.values():
         if check.diagnosis:
             assert f'"{check.diagnosis}"' in source, check.id
