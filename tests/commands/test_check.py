@@ -114,3 +114,18 @@ def test_check_answers_without_loading_the_analysis_stack():
             "print(rc, sorted(m for m in ('pandas', 'matplotlib', 'numpy') if m in sys.modules))") % str(MANIFEST)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+def test_every_deployment_is_checked_or_the_one_named(tmp_path, capsys):
+    two = tmp_path / "two.yaml"
+    second = MANIFEST.read_text().split("---\n")[0].replace("name: api\n  labels", "name: web\n  labels", 1)
+    second = second.replace("replicas: 4", "replicas: 1")
+    two.write_text(MANIFEST.read_text() + "---\n" + second)
+    assert main(["check", str(two), "--format", "junit"]) == 0  # one replica that surges first: MEDIUM
+    suite = ET.fromstring(capsys.readouterr().out)
+    names = [c.get("name") for c in suite.iter("testcase")]
+    assert len(names) == 2 * 11 and "web: single-replica" in names
+    assert main(["check", str(two), "--deployment", "api", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deployments"] == ["api"]
+    assert main(["check", str(two), "--deployment", "shop"]) == 2
+    assert "no Deployment named 'shop'" in capsys.readouterr().err
