@@ -21,6 +21,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
 from harness.model.scenario import Scenario
+from harness.model.workload import require_local_command
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
 from harness.platforms.drain import run_drain
 from harness.platforms.local.drain import LocalDrainTarget
@@ -52,6 +53,7 @@ class LocalPlatform:
                                rng=random.Random(self.rng.random()))
         self._resolver = ProxyResolver(self.proxy, rng=random.Random(self.rng.random()))
         self.ports = PortAllocator(local.host)
+        require_local_command(scenario)  # manifests: which process plays the container (exit 2 if unsaid)
         app = scenario.app
         cwd = repo_root() / app.workdir if app.workdir else repo_root()
         self.kubelet = Kubelet(deployment=scenario.deployment, stop_signal=app.stop_signal, host=local.host,
