@@ -189,6 +189,10 @@ def rule_pdb_blocks_drain(ctx: Context) -> dict[str, Any] | None:
                "unhealthyPodEvictionPolicy IfHealthyBudget (the default)")
         fix = ("Make the pods healthy, or set unhealthyPodEvictionPolicy: AlwaysAllow so not-ready pods can be "
                "evicted; keep maxUnavailable >= 1.")
+    elif cur is None or want is None:
+        why = "the PodDisruptionBudget allowed no disruption (its status was not readable here)"
+        fix = (f"Set maxUnavailable: 1 (or minAvailable below replicas, {replicas}) so one pod at a time may go; "
+               "a budget that allows no disruption blocks every drain and node upgrade for ever.")
     else:
         why = f"desiredHealthy {want} equals the {cur} healthy pods, so disruptionsAllowed is 0"
         fix = (f"Set maxUnavailable: 1 (or minAvailable below replicas, {replicas}) so one pod at a time may go; "

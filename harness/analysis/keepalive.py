@@ -78,9 +78,14 @@ def race_mask(ctx: Context) -> np.ndarray:
         # written after the pod's stop signal onto a connection it then closed
         # unanswered: the server was done with it (idle at the signal); or
         # written just as the connection closed (idle timeout, any time)
-        ok = young | ((sent >= p.stop_signal) if p.stop_signal is not None else False)
+        if p.stop_signal is None:
+            ok = young.copy()
+        else:  # one written before the signal and cut after it was in flight
+            ok = (sent >= p.stop_signal) | (young & (ended < p.stop_signal))
         if p.end is not None:
-            ok &= sent <= p.end + TOL_NS
+            # up to AFTER_END_NS after the exit the client may still write on a
+            # connection whose close (the exit's) it has not read yet
+            ok &= sent <= p.end + AFTER_END_NS
         if p.sigkill is not None:
             ok &= ~((sent <= p.sigkill + TOL_NS) & (ended >= p.sigkill - TOL_NS))
         alive |= rows & ok

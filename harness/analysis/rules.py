@@ -41,7 +41,7 @@ from harness.analysis.findings import (
     AFTER_END_NS, CODE, CUT_CODES, MIN_DIP_NS, OVERLOAD_CODES, RECOVERY_NS, TITLES, TOL_NS, Context, Rule, by_outcome,
     ceil_half, claim, finding, graceful_exit, longest_request_s, outcome_text, pod_rows, prestop_seconds, secs,
 )
-from harness.analysis.keepalive import rule_keepalive_close_race, rule_keepalive_cut
+from harness.analysis.keepalive import race_mask, rule_keepalive_close_race, rule_keepalive_cut
 from harness.analysis.podlife import NEVER, PodLife
 from harness.model.outcome import Outcome
 
@@ -82,7 +82,9 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
     t = ctx.att["t_ns"].to_numpy()
     sent = ctx.att["sent_ns"].to_numpy()
     ended = ctx.att["ended_ns"].to_numpy()
-    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES)
+    # requests written on an idle keep-alive connection after the stop signal
+    # were not in flight: the keep-alive close race (the exit closed them)
+    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES) & ~race_mask(ctx)
     mask = np.zeros(len(t), dtype=bool)
     gaps: dict[str, float | None] = {}
     for p in ctx.pods.values():
@@ -222,8 +224,8 @@ def rule_readiness(ctx: Context) -> dict[str, Any] | None:
         rule, title = "no-readiness-probe", TITLES["no-readiness-probe"]
         cause = (f"Without a readinessProbe a pod is Ready as soon as it starts, so it entered the endpoints "
                  f"up to {early:g} s before the app could serve: {len(got)} requests failed ({outcomes}).")
-        fix = ("Add a readinessProbe on an endpoint that fails until the app is warm (the sample app's "
-               f"/ready), periodSeconds 1: here the app needed up to {early:g} s after entering the endpoints.")
+        fix = ("Add a readinessProbe (httpGet) on an endpoint that fails until the app is warm, periodSeconds 1: "
+               f"here the app needed up to {early:g} s after entering the endpoints.")
     else:
         where = probe
         rule, title = "premature-readiness", TITLES["premature-readiness"]

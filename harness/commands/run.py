@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file (see docs/scenarios.md)")
     p.add_argument("--platform", default="local", help="local (default: replicas as processes here) or kubernetes")
     p.add_argument("--out", metavar="DIR", help="run dir to create [reports/<scenario>/<run-id>]")
+    p.add_argument("--manifests", action="append", default=[], metavar="FILE",
+                   help="take the workload from Kubernetes manifests (repeatable; '-' reads stdin, e.g. "
+                   "`helm template ... | rollout-harness run s.yaml --manifests -`); see docs/manifests.md")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. --set traffic.rate=1000 (repeatable)")
     p.add_argument("--no-report", action="store_true",
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner import check_platform, run_scenario
     from harness.traffic.progress import Progress
 
-    scenario = load_scenario(args.scenario, args.overrides)  # bad input: exit 2 before anything is created
+    # bad input: exit 2 before anything is created
+    scenario = load_scenario(args.scenario, args.overrides, manifests=getattr(args, "manifests", None) or None)
     check_platform(args.platform)
     if args.repeat != 1 or args.lanes != 1 or args.verify_fix:
         from harness.commands.repeat import run_repeated

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from harness.errors import ScenarioError
@@ -363,11 +363,25 @@ class KubernetesPlatform(_Model):
         return self
 
 
+class WorkloadManifests(_Model):
+    """The workload from Kubernetes manifests instead of ``deployment:``
+    (see docs/manifests.md); ``-`` reads them from stdin."""
+
+    manifests: list[str] = Field(min_length=1)
+    #: the Deployment to roll out (needed when the manifests hold several)
+    deployment: str | None = None
+    #: the container under test (default: the first)
+    container: str | None = None
+    #: local platform: argv run in place of a container, by container name
+    local_commands: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][-a-z0-9_]*$")
     description: str = ""
     app: App = Field(default_factory=App)
     deployment: Deployment = Field(default_factory=Deployment)
+    workload: WorkloadManifests | None = None
     traffic: Traffic = Field(default_factory=Traffic)
     disruption: Disruption = Field(default_factory=Disruption)
     gate: Gate = Field(default_factory=Gate)
@@ -376,6 +390,8 @@ class Scenario(_Model):
 
     #: where the file was loaded from (not part of the schema)
     source_path: str | None = Field(None, exclude=True)
+    #: the manifests as loaded (harness.model.workload.Workload), when workload: is set
+    _workload: Any = PrivateAttr(default=None)
 
     def max_surge(self) -> int:
         return resolve_int_or_percent(self.deployment.strategy.rolling_update.max_surge,
@@ -460,7 +476,9 @@ def scenario_from_dict(data: Any, *, source: str = "<scenario>") -> Scenario:
     return sc
 
 
-def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None, *,
+                  manifests: list[str] | None = None, stdin_text: str | None = None) -> Scenario:
+    """``manifests`` (the ``--manifests`` option) replaces ``workload.manifests``."""
     p = Path(path)
     src = str(path)
     if not p.exists():
@@ -482,4 +500,12 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
             data = apply_overrides(data if isinstance(data, dict) else {}, overrides)
         except ValueError as exc:
             raise ScenarioError(src, [str(exc)]) from exc
-    return scenario_from_dict(data, source=src)
+    workload = None
+    if isinstance(data, dict) and (manifests or data.get("workload") is not None):
+        from harness.model.workload import resolve_manifests
+
+        data, workload = resolve_manifests(data, source=src, base=p.parent, manifests=manifests,
+                                           stdin_text=stdin_text)
+    sc = scenario_from_dict(data, source=src)
+    sc._workload = workload
+    return sc

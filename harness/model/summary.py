@@ -73,6 +73,12 @@ class Manifest(TypedDict, total=False):
     phases_t_ns: dict[str, int]
     platform_info: dict[str, Any]
     error: str | None
+    #: where the workload came from (harness.model.workload.Workload.describe)
+    workload: dict[str, Any]
+    #: the risks `check` sees in the manifests' spec (harness.spec.checks)
+    spec_risks: list[dict[str, Any]]
+    #: target mode: the live Deployment read through the workload model
+    live_deployment: dict[str, Any]
 
 
 class Summary(TypedDict, total=False):

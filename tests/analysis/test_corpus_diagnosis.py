@@ -27,7 +27,8 @@ def test_the_diagnosis_holds_on_a_real_server(name, tmp_path):
     src = json.loads((corpus_fixtures.FIXTURES / f"corpus-{name}.json").read_text())["source"]
     a = analyse(corpus_fixtures.materialise(name, tmp_path))
     s = a.summary
-    assert s["top_finding"] == src["truth_top"], ([(f["rule"], f["failures"]) for f in a.findings], src["ground_truth"])
+    # "a|b": a tie the ground truth cannot break
+    assert s["top_finding"] in src["truth_top"].split("|"), ([(f["rule"], f["failures"]) for f in a.findings], src["ground_truth"])
     acc = s["attribution"]["accuracy"]
     assert acc["accuracy"] >= 0.99, acc
     assert acc["ambiguous_real_pod_in_candidates"] == acc["ambiguous"], acc

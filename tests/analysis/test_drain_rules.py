@@ -192,3 +192,14 @@ def test_validate_prints_the_risks(capsys):
                                            print_=False))
     out = capsys.readouterr().out
     assert code == 0 and "risk (pdb-blocks-drain)" in out and "maxUnavailable: 1" in out
+
+
+def test_pdb_blocks_without_a_readable_pdb_status(tmp_path):
+    # target mode on a cluster: the harness may not read the user's PDB
+    root = drain_run(tmp_path, pdb={"minAvailable": 4}, refused=[("api-a1", 3.0)], complete=False)
+    lines = [line for line in (root / "events.jsonl").read_text().splitlines()]
+    (root / "events.jsonl").write_text("\n".join(line.replace('"pdb":{"current_healthy":4,"desired_healthy":4,'
+                                                              '"disruptions_allowed":0,"expected_pods":4}',
+                                                              '"pdb":{}') for line in lines) + "\n")
+    f = analyse(root).findings[0]
+    assert f["rule"] == "pdb-blocks-drain" and "None" not in f["cause"] and "allowed no disruption" in f["cause"]

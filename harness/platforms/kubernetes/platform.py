@@ -33,7 +33,8 @@ from harness.model.events import EventKind as K
 from harness.model.events import EventWriter, SourceKind
 from harness.model.rundir import LOGS_DIR, update_manifest
 from harness.model.scenario import Scenario
-from harness.platforms.kubernetes import apitime, manifests, preflight
+from harness.model.workload import workload_of
+from harness.platforms.kubernetes import apitime, apply, manifests, preflight
 from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
@@ -76,6 +77,7 @@ class KubernetesPlatform:
         self._record = None
         self._torn_down = False
         self._notes: list[str] = []
+        self._changes: list[str] = []  # what applying the user's manifests changed in them
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
@@ -100,6 +102,7 @@ class KubernetesPlatform:
         """For the run manifest: where the run happened and what the watches saw."""
         return {"platform": self.name, "mode": self.mode, "namespace": self.namespace,
                 "deployment": self.deployment, "url": self._url, "rounding": self._notes,
+                "manifest_changes": self._changes,
                 "watch_stats": {w.resource: dict(w.stats) for w in self._watches},
                 "logs_followed": len(self._followers)}
 
@@ -121,7 +124,7 @@ class KubernetesPlatform:
             "server_version": version.get("gitVersion", ""), "mode": self.mode,
             "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
             "namespace_per_run": self._owns_namespace, "run_label": self.run_label,
-            "rounding": self._notes, "workload": self._workload})
+            "rounding": self._notes, "manifest_changes": self._changes, "workload": self._workload})
 
     async def disrupt(self) -> None:
         """Trigger the rollout; return once it is complete and every pod it
@@ -192,27 +195,40 @@ class KubernetesPlatform:
                          cordon=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
-        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
-        self._notes = rendered.notes
+        prepared = self._prepare()
         if self._owns_namespace:
-            await self._call(api.create_namespace, rendered.namespace)
+            await self._call(api.create_namespace, prepared.namespace)
             atexit.register(self._teardown_sync)
         # recorded at once, so a run killed while deploying still names what it left
-        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label})
-        run_selector = f"{manifests.RUN_LABEL}={rendered.deployment['spec']['selector']['matchLabels'][manifests.RUN_LABEL]}"
-        await self._start_watches(pod_selector=run_selector, service=self.deployment,
+        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label,
+                                                  "manifest_changes": self._changes})
+        await self._start_watches(pod_selector=prepared.run_selector, service=prepared.service,
                                   accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
-        for resource, obj in (("deployments", rendered.deployment), ("services", rendered.service),
-                              ("poddisruptionbudgets", rendered.pdb)):
-            if obj is None:
-                continue
+        for resource, obj in prepared.objects:
             await self._call(api.create, resource, self.namespace, obj)
             self._created.append((resource, obj["metadata"]["name"]))
-        self._workload = workload_facts(rendered.deployment, self.container)
-        svc = await self._call(api.get, "services", self.namespace, self.deployment)
+        self._workload = workload_facts(dict(prepared.objects)["deployments"], self.container)
+        svc = await self._call(api.get, "services", self.namespace, prepared.service)
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         await self._wait_ready()
+
+    def _prepare(self) -> apply.Prepared:
+        """The objects of this run: the user's manifests as given (changes
+        listed), or the scenario's deployment: rendered."""
+        wl = workload_of(self.sc)
+        if wl.from_manifests:
+            self.container = wl.container
+            prepared = apply.prepare(self.sc, wl, namespace=self.namespace, run_id=self.run_id)
+            self._changes = prepared.changes
+            return prepared
+        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
+        self._notes = rendered.notes
+        objects = [(r, o) for r, o in (("deployments", rendered.deployment), ("services", rendered.service),
+                                       ("poddisruptionbudgets", rendered.pdb)) if o is not None]
+        selector = rendered.deployment["spec"]["selector"]["matchLabels"][manifests.RUN_LABEL]
+        return apply.Prepared(namespace=rendered.namespace, objects=objects, service=self.deployment,
+                              run_selector=f"{manifests.RUN_LABEL}={selector}", changes=[])
 
     async def _deploy_target(self) -> None:
         target, api = self.kube.target, self.api
@@ -228,6 +244,7 @@ class KubernetesPlatform:
                 raise BadInput(f"kubernetes.target: no Deployment {self.deployment!r} in namespace "
                                f"{self.namespace!r}") from exc
             raise
+        self._read_live(dep)
         tmpl = dep.get("spec", {}).get("template", {})
         self.container = ((tmpl.get("spec", {}).get("containers") or [{}])[0]).get("name", "")
         self._workload = workload_facts(dep, self.container)
@@ -240,6 +257,15 @@ class KubernetesPlatform:
                                   accept_pod=lambda name: name in self.pods.live_pods()
                                   or name.startswith(f"{self.deployment}-"))
         await self._wait_ready()
+
+    def _read_live(self, dep: dict[str, Any]) -> None:
+        """The live Deployment through the workload model, so the diagnosis
+        uses its real grace period, preStop, probes and strategy."""
+        live, record = apply.read_live(dep, source=f"live Deployment {self.namespace}/{self.deployment}")
+        if live is not None:
+            live.pod_disruption_budget = self.sc.deployment.pod_disruption_budget
+            self.sc.deployment = live
+        update_manifest(self.run_dir, scenario=self.sc.dump(), live_deployment=record)
 
     async def _find_service(self, pod_labels: dict[str, str]) -> str | None:
         """The Service whose selector picks the Deployment's pods (the one

@@ -53,6 +53,9 @@ class _PodState:
     phase: str = ""
     deletion_seen_ns: int | None = None
     grace_s: float | None = None
+    #: containers of the spec, and those seen terminated since the deletion
+    spec_containers: set[str] = field(default_factory=set)
+    ended_containers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -145,6 +148,7 @@ class PodTracker:
                     "pod_template_hash": meta.get("labels", {}).get("pod-template-hash", "")}))
             st.has_prestop = any((c.get("lifecycle") or {}).get("preStop")
                                  for c in _container_spec(pod).values())
+            st.spec_containers = set(_container_spec(pod)) - {""}
             self._prestop[name] = st.has_prestop
             st.phase = pod.get("status", {}).get("phase", "")
             steps += self._scheduled(st, pod)
@@ -220,7 +224,10 @@ class PodTracker:
         if term.get("startedAt"):
             detail["started_at"] = term["startedAt"]
         if st.deletion:
-            self._end(st.name, f"container {cname} terminated")
+            # the pod has ended once every container of its spec has (a sidecar alone is not the app)
+            st.ended_containers.add(cname)
+            if st.spec_containers <= st.ended_containers:
+                self._end(st.name, f"container(s) {', '.join(sorted(st.ended_containers))} terminated")
         return [Step(st.name, K.APP_EXITED, detail)] + self._sigkilled(st, term)
 
     def _sigkilled(self, st: _PodState, term: dict) -> list[Step]:

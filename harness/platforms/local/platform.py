@@ -21,6 +21,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
 from harness.model.scenario import Scenario
+from harness.model.workload import require_local_command
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
 from harness.platforms.drain import run_drain
 from harness.platforms.local.drain import LocalDrainTarget
@@ -38,8 +39,6 @@ END_MARGIN_S = 10.0
 
 class LocalPlatform:
     name = "local"
-    #: disrupt() may be called again on the same Deployment (run --repeat)
-    repeatable_disrupt = True
 
     def __init__(self, scenario: Scenario, run_dir: str | Path, clock: RunClock, events: EventWriter):
         self.scenario = scenario
@@ -54,6 +53,7 @@ class LocalPlatform:
                                rng=random.Random(self.rng.random()))
         self._resolver = ProxyResolver(self.proxy, rng=random.Random(self.rng.random()))
         self.ports = PortAllocator(local.host)
+        require_local_command(scenario)  # manifests: which process plays the container (exit 2 if unsaid)
         app = scenario.app
         cwd = repo_root() / app.workdir if app.workdir else repo_root()
         self.kubelet = Kubelet(deployment=scenario.deployment, stop_signal=app.stop_signal, host=local.host,
@@ -69,6 +69,12 @@ class LocalPlatform:
         self.proxy.on_change = lambda: self._proxy_wake.set()
         self._tg: anyio.abc.TaskGroup | None = None
         self.state = "starting"
+
+    @property
+    def repeatable_disrupt(self) -> bool:
+        """disrupt() may be called again on the same Deployment (run --repeat):
+        a rollout may, a drain leaves its nodes cordoned (a new Deployment per rollout)."""
+        return self.scenario.disruption.type in ("rollingUpdate", "restart")
 
     # ---- the Platform seam --------------------------------------------------------------
     def target_url(self) -> str:

@@ -24,3 +24,19 @@ def test_a_restart_disruption_is_unchanged():
     sc = load_scenario(SCENARIOS / "best-practice.yaml", ["disruption.type=restart"])
     t1 = Template.initial(sc)
     assert t1.changed(sc, restarted_at="5").restarted_at == "5"
+
+
+def test_only_a_rollout_repeats_on_one_deployment(tmp_path):
+    """run --repeat rolls one Deployment out again and again; a drain leaves
+    its nodes cordoned, so each drain gets a new Deployment."""
+    from harness.model.clock import RunClock
+    from harness.model.events import EventWriter
+    from harness.platforms.local import LocalPlatform
+
+    for extra, want in (([], True), (["disruption.type=restart"], True), (["disruption.type=evict"], False)):
+        sc = load_scenario(SCENARIOS / "best-practice.yaml", extra)
+        events = EventWriter(tmp_path / f"{len(extra)}-{want}.jsonl")
+        try:
+            assert LocalPlatform(sc, tmp_path, RunClock.start(), events).repeatable_disrupt is want
+        finally:
+            events.close()
