@@ -10,7 +10,7 @@ S ?= best-practice
 PLATFORM ?= local
 SCENARIOS := $(basename $(notdir $(wildcard scenarios/*.yaml)))
 
-.PHONY: install test bench demo scenario scenarios clean help
+.PHONY: install test bench bench-repeat demo scenario scenarios clean help
 
 help:
 	@echo "make install          create .venv and install rollout-harness (+ test deps)"
@@ -20,12 +20,14 @@ help:
 	@echo "make scenario S=NAME  run one shipped scenario (PLATFORM=local|kubernetes)"
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
+	@echo "make bench-repeat     10 best-practice rollouts in one invocation (run --repeat 10 --lanes 2), timed"
+	@echo "make corpus           the corpus of real servers x configurations (docs/corpus.md)"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,corpus]'
 	@touch $@
 
 install: $(STAMP)
@@ -35,6 +37,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+bench-repeat: $(STAMP)
+	$(PY) bench/repeat.py
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py $(if $(ALL),--all)
@@ -59,3 +64,4 @@ clean:
 # The real single-node cluster for e2e tests (issue: cluster) and kind targets.
 -include cluster/cluster.mk
 -include deploy/kind/kind.mk
+include corpus/corpus.mk
