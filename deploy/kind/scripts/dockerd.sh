@@ -3,6 +3,12 @@
 # its own data root (cached), exec root, pidfile, socket and config file, so
 # it never meets another docker on the machine. Its default OCI runtime is
 # runc-caps (see that file: privileged containers need it on this host).
+# Published ports (kind's NodePort 30080 on 127.0.0.1) go through the kernel
+# (iptables DNAT, --userland-proxy=false), not through docker-proxy: the
+# userland proxy costs a process copying every connection on a 2-core
+# machine, and it accepts a connection before the node does, so it hides
+# refused connections from the harness (docs/kind.md, "Published ports").
+# KIND_USERLAND_PROXY=true puts docker-proxy back (to compare the two).
 #   dockerd.sh start   record the host settings dockerd changes, start it, wait for the API
 #   dockerd.sh stop    remove what it holds (containers, networks), stop it, and undo
 #                      its host changes: docker0 and kind bridges, DOCKER* iptables
@@ -59,7 +65,7 @@ start() {
   setsid dockerd --config-file "$KIND_STATE/daemon.json" --data-root "$DOCKER_DATA" \
     --exec-root "$KIND_STATE/exec" --pidfile "$DOCKER_PID" -H "unix://$DOCKER_SOCK" \
     --add-runtime "rh-runc=$KIND_DIR/scripts/runc-caps" --default-runtime rh-runc \
-    --storage-driver overlay2 --log-level warn \
+    --storage-driver overlay2 --log-level warn --userland-proxy="${KIND_USERLAND_PROXY:-false}" \
     > "$KIND_STATE/dockerd.log" 2>&1 < /dev/null &
   for _ in $(seq 1 120); do
     docker version >/dev/null 2>&1 && { log "dockerd up ($(docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}'))"; return 0; }
