@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import attribution, chains as chains_mod, diagnosis, timeline as tl, verdict
+from harness.analysis import attribution, chains as chains_mod, diagnosis, ingress, timeline as tl, verdict
 from harness.analysis.podlife import PodLife, pod_lives, set_first_ok
 from harness.analysis.rundata import OK_CODE, SERVICE_FAILURE_CODES, RunData, load_run
 
@@ -90,6 +90,8 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
 
 def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis:
     run = load_run(run_dir)
+    run.requests = ingress.load(run.run_dir, run.requests, run.events,
+                                int((run.manifest.get("clock") or {}).get("wall_anchor_ns", 0)))
     req = run.requests
     timeline = tl.build_timeline(run, bin_ns)
     pods = pod_lives(run.events)
@@ -151,6 +153,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
             "accuracy": acc,
         },
         "chains": chains,
+        "ingress": ingress.summary(run.run_dir, req),
         "pods": _pods_summary(pods, att),
         "gate": {"limits": limits, "values": values, "thresholds": rows},
         "verdict": v,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.findings import SEVERITY_RANK, Context, Rule, finding
+from harness.analysis.ingress_rules import INGRESS_RULES
 from harness.analysis.rules import RULES
 
 __all__ = ["Context", "RULES", "diagnose", "unexplained"]
@@ -30,7 +31,7 @@ def unexplained(ctx: Context) -> dict[str, Any] | None:
     )
 
 
-def diagnose(ctx: Context, rules: tuple[Rule, ...] = RULES) -> list[dict[str, Any]]:
+def diagnose(ctx: Context, rules: tuple[Rule, ...] = INGRESS_RULES + RULES) -> list[dict[str, Any]]:
     """Findings, most important first; ``unexplained`` (if any) last."""
     found = [f for f in (rule(ctx) for rule in rules) if f is not None]
     found.sort(key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), -f["failures"]))
