@@ -21,6 +21,7 @@ help:
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
+	@echo "make traefik          build the ingress proxy (Traefik) into the cache (traffic.via: ingress)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +31,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) traefik
 	$(PY) -m pytest -q
+
+# The ingress proxy (traffic.via: ingress): Traefik built from the Go module proxy
+# into ${ROLLOUT_HARNESS_CACHE:-~/.cache/rollout-harness}/traefik/<version> (proxy/build.sh).
+.PHONY: traefik
+traefik:
+	@bash proxy/build.sh >/dev/null
 
 bench: $(STAMP)
 	$(PY) bench/run.py
