@@ -20,13 +20,14 @@ help:
 	@echo "make scenario S=NAME  run one shipped scenario (PLATFORM=local|kubernetes)"
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
+	@echo "make corpus           the corpus of real servers x configurations (docs/corpus.md)"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
 	@echo "make traefik          build the ingress proxy (Traefik) into the cache (traffic.via: ingress)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,corpus]'
 	@touch $@
 
 install: $(STAMP)
@@ -66,3 +67,4 @@ clean:
 # The real single-node cluster for e2e tests (issue: cluster) and kind targets.
 -include cluster/cluster.mk
 -include deploy/kind/kind.mk
+include corpus/corpus.mk

@@ -46,3 +46,9 @@ class Inconclusive(HarnessError):
 
 class PlatformError(Inconclusive):
     """The platform failed to deploy, roll out, or start the app."""
+
+
+class ObservationIncomplete(PlatformError):
+    """The rollout completed, but a pod it deleted was not seen to end
+    within its grace period plus a margin: the run did not observe the
+    whole disruption, so it cannot pass. The message names the pod."""

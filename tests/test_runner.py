@@ -1,6 +1,7 @@
 """Real rollouts on the local platform: real replica processes of the sample
 app, real traffic (>= 500 req/s, keep-alive and new connections), the
-shipped scenarios with shorter phases. Assertions are about which failures
+shipped scenarios with shorter phases (one rollout per scenario per test
+session, shared with tests/analysis/test_real_runs.py: tests/conftest.py). Assertions are about which failures
 happen (presence, absence, kinds), never about timings, so a loaded 2-core
 machine passes them too. Plus: the harness killed mid-run leaves no replica
 behind and a readable run dir; bad input and an app that cannot start give
@@ -25,9 +26,6 @@ from harness.model.requests import read_requests_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
-#: shorter phases; the rollout itself keeps each scenario's timings
-FAST = ["disruption.baselineSeconds=2", "disruption.settleSeconds=2", "deployment.minReadySeconds=0",
-        "app.env.WARMUP_SECONDS=1"]
 
 
 def harness(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -35,17 +33,10 @@ def harness(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def run_scenario(name: str, tmp_path: Path, *sets: str) -> tuple[subprocess.CompletedProcess, Path]:
-    path = SCENARIOS / f"{name}.yaml"
-    if not path.exists():
-        pytest.skip(f"scenario {path} is not shipped yet")
-    out = tmp_path / name
-    args = ["run", str(path), "--out", str(out), "--no-report", "-q"]
-    for s in (*FAST, *sets):
-        args += ["--set", s]
-    proc = harness(*args)
-    assert (out / "manifest.json").exists(), proc.stderr
-    return proc, out
+def shipped(real_rollout, name: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """The session's one rollout of a shipped scenario (tests/conftest.py)."""
+    run = real_rollout(name)
+    return run.proc, run.out
 
 
 def outcomes(run_dir: Path) -> Counter:
@@ -103,16 +94,16 @@ def assert_rolled_out(proc, run_dir: Path) -> None:
 # ---- the shipped scenarios ----------------------------------------------------------------
 
 @pytest.mark.slow
-def test_best_practice_drops_nothing(tmp_path):
-    proc, out = run_scenario("best-practice", tmp_path)
+def test_best_practice_drops_nothing(real_rollout):
+    proc, out = shipped(real_rollout, "best-practice")
     assert_rolled_out(proc, out)
     assert failures(out) == Counter()
     assert proc.returncode == 0
 
 
 @pytest.mark.slow
-def test_no_prestop_refuses_new_connections_during_terminations(tmp_path):
-    proc, out = run_scenario("no-prestop", tmp_path)
+def test_no_prestop_refuses_new_connections_during_terminations(real_rollout):
+    proc, out = shipped(real_rollout, "no-prestop")
     assert_rolled_out(proc, out)
     f = failures(out)
     assert f["refused"] > 0, f
@@ -127,8 +118,8 @@ def test_no_prestop_refuses_new_connections_during_terminations(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_graceful_shutdown_cuts_requests_in_flight(tmp_path):
-    proc, out = run_scenario("no-graceful-shutdown", tmp_path)
+def test_no_graceful_shutdown_cuts_requests_in_flight(real_rollout):
+    proc, out = shipped(real_rollout, "no-graceful-shutdown")
     assert_rolled_out(proc, out)
     f = failures(out)
     assert f["closed"] + f["reset"] > 0, f
@@ -136,8 +127,8 @@ def test_no_graceful_shutdown_cuts_requests_in_flight(tmp_path):
 
 
 @pytest.mark.slow
-def test_short_grace_kills_slow_requests(tmp_path):
-    proc, out = run_scenario("short-grace", tmp_path, "app.env.SLOW_REQUEST_RATIO=0.01")
+def test_short_grace_kills_slow_requests(real_rollout):
+    proc, out = shipped(real_rollout, "short-grace")
     assert_rolled_out(proc, out)
     assert any(e["kind"] == "sigkill_sent" for e in read_events(out)), "the grace period ran out"
     f = failures(out)
@@ -146,8 +137,8 @@ def test_short_grace_kills_slow_requests(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_readiness_probe_sends_traffic_to_cold_pods(tmp_path):
-    proc, out = run_scenario("no-readiness-probe", tmp_path)
+def test_no_readiness_probe_sends_traffic_to_cold_pods(real_rollout):
+    proc, out = shipped(real_rollout, "no-readiness-probe")
     assert_rolled_out(proc, out)
     f = failures(out)
     assert f["http_503"] > 0, f
@@ -162,8 +153,8 @@ def test_no_readiness_probe_sends_traffic_to_cold_pods(tmp_path):
 
 
 @pytest.mark.slow
-def test_abrupt_keepalive_resets_established_connections(tmp_path):
-    proc, out = run_scenario("abrupt-keepalive", tmp_path)
+def test_abrupt_keepalive_resets_established_connections(real_rollout):
+    proc, out = shipped(real_rollout, "abrupt-keepalive")
     m = manifest(out)
     assert m["status"] == "complete", m.get("error")
     f = failures(out)
@@ -191,7 +182,7 @@ deployment:
   terminationGracePeriodSeconds: 3
   readinessProbe: {tcpSocket: {}, periodSeconds: 0.5}
   lifecycle: {preStop: {sleep: {seconds: 0.5}}}
-traffic: {rate: 100, path: /, newConnectionRatio: 0.5}
+traffic: {rate: 100, path: /, newConnectionRatio: 0.5, workers: 2}
 disruption: {baselineSeconds: 1, settleSeconds: 1}
 local: {endpointPropagationDelaySeconds: 0.2, endpointPropagationJitterSeconds: 0.05}
 """)
@@ -200,6 +191,11 @@ local: {endpointPropagationDelaySeconds: 0.2, endpointPropagationJitterSeconds: 
     assert proc.returncode == 0, proc.stderr
     assert manifest(out)["status"] == "complete"
     assert failures(out) == Counter()
+    # traffic.workers: 2 engine processes, each routed by the platform's kube-proxy view
+    assert manifest(out)["generator"]["workers"] == 2
+    table, _ = read_requests_table(out)
+    assert set(table.column("worker").to_pylist()) == {0, 1}
+    assert None not in table.column("route_pod").to_pylist()
     assert len(list((out / "logs").glob("api-*.log"))) == 4
     assert not wait_dead(replica_pids(out))
 
@@ -338,4 +334,40 @@ local: {endpointPropagationDelaySeconds: 0.1}
     assert manifest(tmp_path / "run")["status"] == "crashed"
     table, complete = read_requests_table(tmp_path / "run")
     assert complete and table.num_rows > 0
+    assert not wait_dead(replica_pids(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_a_deleted_pod_not_seen_to_end_is_inconclusive_naming_it(tmp_path, monkeypatch):
+    """The observation window closes only when every deleted pod has ended:
+    a kubelet that never stops the container (here: its stop step patched
+    out) leaves the pod running past its grace period + margin, and the run
+    is inconclusive with a reason naming that pod — never a pass."""
+    import harness.runner as runner
+    from harness.model.scenario import load_scenario
+    from harness.platforms.local import platform as local_platform
+    from harness.platforms.local.kubelet import Kubelet
+
+    async def never_stops(self, pod, replica, since_ns, reason):
+        return None
+
+    monkeypatch.setattr(Kubelet, "_stop_container", never_stops)
+    monkeypatch.setattr(local_platform, "END_MARGIN_S", 1.0)
+    sc = load_scenario(write_scenario(tmp_path, """
+name: stuck-termination
+app:
+  command: ["{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+deployment: {replicas: 1, terminationGracePeriodSeconds: 1, readinessProbe: {tcpSocket: {}, periodSeconds: 0.5}}
+traffic: {rate: 100, path: /}
+disruption: {baselineSeconds: 1, settleSeconds: 1}
+local: {endpointPropagationDelaySeconds: 0.1}
+"""))
+    outcome = runner.run_scenario(sc, platform="local", run_dir=tmp_path / "run", report=True)
+    assert outcome.status == "observation_incomplete" and outcome.exit_code == 3, outcome.error
+    m = manifest(tmp_path / "run")
+    assert m["observation"]["complete"] is False and "did not end within its grace period" in m["observation"]["reason"]
+    v = outcome.summary["verdict"]
+    assert v["status"] == "inconclusive"
+    deleted = [e["pod"] for e in read_events(tmp_path / "run") if e["kind"] == "deletion_requested"]
+    assert deleted and f"pod {deleted[0]}" in v["headline"], v
     assert not wait_dead(replica_pids(tmp_path / "run"))

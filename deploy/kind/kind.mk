@@ -4,7 +4,12 @@
 #   make kind-load    build the sample app's image and load it into the cluster
 #   make kind-demo    best-practice and no-prestop on the cluster, then cleanup
 #   make kind-down    delete the cluster
+#   make kind-e2e     all of the above, executed on this machine (docker and kind set up by the project)
 KIND          ?= kind
+# The node image: empty means kind's own default (what users get). make
+# kind-e2e sets the image it builds locally (deploy/kind/scripts, docs/kind.md).
+KIND_IMAGE    ?=
+KIND_CONFIG   ?= deploy/kind/kind-config.yaml
 KIND_CLUSTER  ?= rollout-harness
 KIND_CONTEXT  := kind-$(KIND_CLUSTER)
 KIND_NODEPORT := 30080
@@ -12,20 +17,22 @@ SAMPLE_IMAGE  ?= localhost/rollout-harness-sample-app:0.1.0
 KIND_SET      := --set kubernetes.context=$(KIND_CONTEXT) --set kubernetes.nodePort=$(KIND_NODEPORT) \
                  --set kubernetes.imagePullPolicy=IfNotPresent --set app.image=$(SAMPLE_IMAGE)
 
-.PHONY: kind-up kind-load kind-demo kind-down kind-help
+.PHONY: kind-up kind-load kind-demo kind-down kind-help kind-e2e kind-images
 help: kind-help
 kind-help:
 	@echo "make kind-up          create a kind cluster ($(KIND_CLUSTER)) with NodePort $(KIND_NODEPORT) on 127.0.0.1"
 	@echo "make kind-load        docker build sample-app/ and kind load it ($(SAMPLE_IMAGE))"
 	@echo "make kind-demo        best-practice + no-prestop on kind (PLATFORM=kubernetes), then cleanup"
 	@echo "make kind-down        delete the kind cluster"
+	@echo "make kind-e2e         set up dockerd+kind+images here (cached), kind-up, kind-load, best-practice and"
+	@echo "                      no-prestop on kind, kind-down, stop dockerd; fails if the host is not as found"
 
 kind-up:
 	@command -v $(KIND) >/dev/null || { echo "kind not found: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"; exit 2; }
 	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
 	  echo "kind cluster $(KIND_CLUSTER) already exists"; \
 	else \
-	  $(KIND) create cluster --name $(KIND_CLUSTER) --config deploy/kind/kind-config.yaml --wait 120s; \
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config $(KIND_CONFIG) $(if $(KIND_IMAGE),--image $(KIND_IMAGE)) --wait 120s; \
 	fi
 
 kind-load:
@@ -42,3 +49,17 @@ kind-demo: $(STAMP)
 
 kind-down:
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+# The targets above, for real on this machine (no registry): see docs/kind.md.
+kind-e2e: $(STAMP)
+	bash deploy/kind/scripts/e2e.sh
+
+# Only the builds of kind-e2e (no daemon, no host change): kind, kubeadm,
+# coredns, crictl, the node image and the sample app's base image.
+kind-images:
+	bash deploy/kind/scripts/install-deps.sh
+	bash cluster/scripts/build-node.sh
+	bash deploy/kind/scripts/build-kind.sh
+	bash deploy/kind/scripts/build-binaries.sh
+	bash deploy/kind/scripts/build-node-image.sh
+	bash deploy/kind/scripts/build-base-image.sh

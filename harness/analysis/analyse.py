@@ -1,6 +1,7 @@
 """One pass over a run dir: timeline, attribution, termination chains,
 diagnosis and verdict, gathered into the summary.json shape the report,
-the gate and the comparison read.
+the gate and the comparison read. ``write_summary`` is summary.json's one
+writer; the engine's own figures come from the manifest's ``generator``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import attribution, chains as chains_mod, diagnosis, ingress, timeline as tl, verdict
-from harness.analysis.podlife import PodLife, pod_lives, set_first_ok
+from harness.analysis import attribution, chains as chains_mod, diagnosis, groundtruth, ingress, timeline as tl, verdict
+from harness.analysis.clientview import client_view
+from harness.analysis.findings import CODE
+from harness.analysis.podlife import PodLife, infer_prestop_end, pod_lives, set_first_ok
 from harness.analysis.rundata import OK_CODE, SERVICE_FAILURE_CODES, RunData, load_run
+from harness.analysis.runspec import run_spec
+from harness.model.outcome import Outcome
+from harness.model.rundir import SUMMARY_FILE, write_json_atomic
+from harness.model.summary import Summary
 
 
 @dataclasses.dataclass
@@ -26,7 +33,7 @@ class Analysis:
     attributed: pd.DataFrame
     chains: list[dict[str, Any]]
     findings: list[dict[str, Any]]
-    summary: dict[str, Any]
+    summary: Summary
 
 
 def _first_ok(req: pd.DataFrame) -> dict[str, int]:
@@ -36,8 +43,17 @@ def _first_ok(req: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["ended_ns"].min().items()}
 
 
-def _achieved_rate(run: RunData, stats: dict[str, Any]) -> float | None:
-    gen = run.manifest.get("generator") or run.manifest.get("traffic") or {}
+def _last_ok_sent(req: pd.DataFrame) -> dict[str, int]:
+    ok = req.loc[(req["code"].to_numpy() == OK_CODE) & req["pod"].notna().to_numpy(), ["pod", "sent_ns"]]
+    if ok.empty:
+        return {}
+    return {str(k): int(v) for k, v in ok.groupby("pod", sort=False)["sent_ns"].max().items()}
+
+
+def _achieved_rate(run: RunData) -> float | None:
+    """The generator's figure; a run that crashed before writing it gets one
+    from the records (sent requests over the span of their schedule)."""
+    gen = run.manifest.get("generator") or {}
     if gen.get("achieved_rate") is not None:
         return float(gen["achieved_rate"])
     req = run.requests
@@ -79,13 +95,45 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     out = []
     for p in pods.values():
         d = {k: (None if v is None else round(v / 1e9, 3)) for k, v in dataclasses.asdict(p).items()
-             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns")}
+             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent")}
         d = {k: v for k, v in d.items() if v is not None}
         out.append({"pod": p.name, **d, "exit_code": p.exit_code,
                     "endpoint_intervals_s": [[round(lo / 1e9, 3), None if hi is None else round(hi / 1e9, 3)]
                                              for lo, hi in p.as_dict()["endpoint_intervals"]],
                     "failures": int(per.get(p.name, 0))})
     return out
+
+
+def unobserved(run: RunData, pods: dict[str, PodLife]) -> list[str]:
+    """Why the run did not see the whole disruption: the platform said so
+    (manifest ``observation``), or a pod deleted during the run has no end
+    in the events (its chain stops short of exit)."""
+    out = []
+    obs = run.manifest.get("observation") or {}
+    if obs.get("complete") is False:
+        out.append(str(obs.get("reason") or "the platform did not observe every deleted pod's end"))
+    d = run.phase_bounds.get("disruption")
+    if d is None:
+        return out
+    for p in pods.values():
+        if p.deletion is None or p.deletion < d[0] or p.end is not None or p.deleted is not None:
+            continue
+        if any(p.name in r for r in out):
+            continue
+        last = max(((label, getattr(p, k)) for k, label in chains_mod.STEPS if getattr(p, k) is not None),
+                   key=lambda kv: kv[1])[0]
+        out.append(f"pod {p.name} was deleted at {p.deletion / 1e9:.1f} s but was never seen to end "
+                   f"(its termination chain stops at {last!r}): what it dropped after that was not observed")
+    return out
+
+
+def _client_visible_values(values: dict[str, Any], view: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+    """Gate values counting only the failures a retrying client would see."""
+    v = dict(values)
+    v["failed_requests"] = view["visible"]
+    total = window["total"]
+    v["error_ratio"] = round(view["visible"] / total, 6) if total else None
+    return v
 
 
 def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis:
@@ -95,11 +143,14 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     req = run.requests
     timeline = tl.build_timeline(run, bin_ns)
     pods = pod_lives(run.events)
-    set_first_ok(pods, _first_ok(req))
+    set_first_ok(pods, _first_ok(req), _last_ok_sent(req))
+    spec = run_spec(run.scenario, run.manifest, run.events)
+    infer_prestop_end(pods, spec.prestop.seconds if spec.prestop else None)
     failed_mask = np.isin(req["code"].to_numpy(), SERVICE_FAILURE_CODES)
-    att = attribution.attribute(req, pods, failed_mask)
+    att = attribution.attribute(req, pods, failed_mask,
+                                ready_means_listening=spec.readiness_kind in ("httpGet", "tcpSocket"))
     traffic = chains_mod.pod_traffic(req, att)
-    chains = chains_mod.termination_chains(pods, traffic)
+    chains = chains_mod.termination_chains(pods, traffic, spec)
 
     stats = tl.record_stats(req)
     phases = tl.phase_stats(run)
@@ -112,28 +163,35 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     ctx = diagnosis.Context(scenario=run.scenario, pods=pods, att=att, chains=chains, req=req,
                             window=bounds or ((int(req["scheduled_ns"].min()), int(req["ended_ns"].max()))
                                               if len(req) else None),
-                            baseline_p99_ms=base_p99)
-    findings = diagnosis.diagnose(ctx)
+                            baseline_p99_ms=base_p99, spec=spec)
+    claims: dict[str, pd.Index] = {}
+    findings = diagnosis.diagnose(ctx, claims=claims)
+    truth = groundtruth.check_findings(findings, claims, att, pods, CODE[Outcome.REFUSED])
+    view = client_view(att, req, spec, wmask)
 
     limits = verdict.gate_limits(run.scenario.gate)
     values = _gate_values(stats, window, disruption_s)
+    counting = run.scenario.gate.count_failures
+    if counting == "clientVisible":
+        values = _client_visible_values(values, view, window)
     rows = verdict.check_thresholds(limits, values)
     v = verdict.decide(status=run.status, rollout=run.manifest.get("rollout"), total=stats["total"],
                        window_total=window["total"], thresholds=rows,
-                       baseline_rows=_baseline_rows(run, limits, timeline), records_complete=run.records_complete)
+                       baseline_rows=_baseline_rows(run, limits, timeline), records_complete=run.records_complete,
+                       unobserved=unobserved(run, pods))
 
     ok_window = window["total"] - window["dropped"]
     acc = attribution.accuracy(att)
-    summary: dict[str, Any] = {
+    summary: Summary = {
         "scenario": run.scenario.name,
         "description": run.scenario.description,
         "run_dir": str(run.run_dir),
         "status": run.status,
         "platform": run.manifest.get("platform"),
         **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
-        "asked_rate": (run.manifest.get("generator") or run.manifest.get("traffic") or {}).get(
-            "asked_rate", run.scenario.traffic.rate),
-        "achieved_rate": _achieved_rate(run, stats),
+        "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
+        "achieved_rate": _achieved_rate(run),
+        "generator": run.manifest.get("generator") or {},
         "send_lag_ms": stats["send_lag_ms"],
         "latency_ms": stats["latency_ms"],
         "phases": phases,
@@ -151,14 +209,25 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
             "by_evidence": {str(k): int(v) for k, v in att["how"].value_counts().items()} if len(att) else {},
             "by_pod_phase": attribution.phase_counts(att),
             "accuracy": acc,
+            "ambiguous": int((att["how"] == "ambiguous").sum()) if len(att) else 0,
         },
+        "client_view": view,
+        "ground_truth": truth,
+        "run_spec": dataclasses.asdict(spec),
         "chains": chains,
         "ingress": ingress.summary(run.run_dir, req),
         "pods": _pods_summary(pods, att),
-        "gate": {"limits": limits, "values": values, "thresholds": rows},
+        "gate": {"limits": limits, "values": values, "thresholds": rows, "count_failures": counting},
         "verdict": v,
         "rollout": run.manifest.get("rollout"),
         "records_complete": run.records_complete,
         "notes": run.notes,
     }
     return Analysis(run, timeline, pods, att, chains, findings, summary)
+
+
+def write_summary(run_dir: str | Path) -> Analysis:
+    """Analyse ``run_dir`` and write its summary.json (the one writer)."""
+    a = analyse(run_dir)
+    write_json_atomic(Path(run_dir) / SUMMARY_FILE, a.summary)
+    return a

@@ -27,10 +27,19 @@ The inference for new connections, per outcome:
                          failing that, one that was terminating or starting
     5xx without a pod    a visible pod that was starting or terminating
 
-When several candidates carry the same evidence the one whose evidence is
-nearest in time wins (``ambiguous`` marks such picks). The platform's ground
-truth (``route_pod``, local platform only) is never an input here; it only
-measures how often this inference is right (``accuracy``).
+A refusal is "before it could serve" only on a pod not known to listen
+yet: a pod whose app said it listens, or whose network readiness probe
+(httpGet, tcpSocket) passed, was listening. A refusal on a deleted pod
+after its stop signal, from an app that does not log its listener, is
+its listener closing (most servers close it first on their stop signal).
+
+When several candidates carry the same evidence and their evidence is not
+clearly nearer in time for one of them (AMBIGUOUS_RATIO), the evidence
+cannot separate them: the failure is attributed to no pod, ``how`` is
+``ambiguous`` and ``candidates`` names them, rather than a guess. The
+platform's ground truth (``route_pod``, local platform only) is never an
+input here; it only measures how often this inference is right
+(``accuracy``).
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ _CUT = np.array([_CODE[o] for o in (Outcome.RESET, Outcome.CLOSED, Outcome.READ_
                                     Outcome.CONNECT_TIMEOUT)], np.int8)
 #: near-simultaneity allowed between an event and a request time
 TOL_NS = 50_000_000
+#: the nearest candidate wins a tie of evidence only when the next one's
+#: evidence is this many times farther (plus TOL_NS); else: ambiguous
+AMBIGUOUS_RATIO = 3.0
 _CHUNK = 200_000
 
 
@@ -59,12 +71,24 @@ def conn_pods(req: pd.DataFrame) -> pd.Series:
     return answered.drop_duplicates("conn_id").set_index("conn_id")["pod"]
 
 
+def _conn_opened(req: pd.DataFrame) -> pd.Series:
+    """conn_id -> when its first request was sent (the connection was opened just before)."""
+    sent = req["sent_ns"].to_numpy()
+    ok = (req["conn_id"].to_numpy() >= 0) & (sent >= 0)
+    if not ok.any():
+        return pd.Series(dtype=np.int64)
+    return pd.Series(sent[ok]).groupby(req["conn_id"].to_numpy()[ok]).min()
+
+
 def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
-              ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
-    score 3: the failure is exactly what this pod's state produces;
-    2: the pod was terminating or starting (plausible); 1: merely visible.
+    score 4: a refusal this pod's state certainly produces (exited, listener
+    closed, not yet listening); 3: the failure is what this pod's state
+    produces (a cut in flight, a refusal after a stop signal from an app that
+    does not log its listener); 2: the pod was terminating or starting
+    (plausible); 1: merely visible.
     distance: how far (ns) the pod's deciding event is from the failure, to
     break ties between pods with the same score.
     """
@@ -83,11 +107,27 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     # refused (or, on a cluster whose pod network is gone, a connect timeout):
     # not listening any more, or not yet (before it could serve)
     unanswered = refused | (code == _CODE[Outcome.CONNECT_TIMEOUT])
-    gone = unanswered & (t_conn >= not_accepting - TOL_NS)
-    early = refused & (t_conn < serving) & ~gone
-    score[gone | early] = 3
-    dist[gone] = np.abs(t_conn[gone] - not_accepting)
-    dist[early] = np.abs(t_conn[early] - min(started, serving))
+    # Not listening is a state, not an event near the failure: every pod in
+    # it explains a refusal equally well (distance 0), so two such pods make
+    # the failure ambiguous. Only a refusal just before the recorded mark
+    # (within TOL_NS: the event may be stamped late) is merely plausible.
+    gone = unanswered & (t_conn >= not_accepting)
+    near = unanswered & ~gone & (t_conn >= not_accepting - TOL_NS)
+    listening = [x for x in (p.listening, p.ready if ready_means_listening else None) if x is not None]
+    listen_from = min(listening) if listening else NEVER
+    early = refused & (t_conn < serving) & (t_conn < listen_from) & ~gone
+    # certain: the process had exited, the app said its listener was closed, or it never listened yet
+    score[gone | early] = 4
+    dist[gone | early] = 0
+    if not p.drained_gracefully and p.stop_signal is not None:
+        # probable: no word from the app about its listener, which most servers
+        # close soon after their stop signal (uvicorn within ~0.1 s)
+        signalled = refused & ~gone & ~early & (t_conn >= p.stop_signal)
+        score[signalled] = 3
+        dist[signalled] = 0
+        gone = gone | signalled
+    score[near] = 2
+    dist[near] = np.abs(t_conn[near] - not_accepting)
     # cut in flight: the pod's end or shutdown fell inside [sent, ended]
     cut = np.isin(code, _CUT)
     sent_eff = np.where(sent >= 0, sent, t_conn)
@@ -96,11 +136,11 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
             continue
         hit = cut & (sent_eff <= mark + TOL_NS) & (ended >= mark - TOL_NS)
         d = np.abs(ended - mark)
-        better = hit & ((score < 3) | (d < dist))
+        better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
         dist[better] = d[better]
     # plausible: terminating (deleted) or not yet serving
-    plausible = (score < 3) & ((t_conn >= deletion) | (t_conn < serving))
+    plausible = (score < 2) & ((t_conn >= deletion) | (t_conn < serving))
     score[plausible] = 2
     dist[plausible] = np.minimum(np.abs(t_conn[plausible] - deletion) if deletion != NEVER else NEVER,
                                  np.abs(t_conn[plausible] - serving) if serving != NEVER else NEVER)
@@ -108,37 +148,61 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
 
 
 def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
-                          ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(pod index or -1, ambiguous) for failures on new connections."""
+                          ended: np.ndarray, ready_means_listening: bool = False,
+                          t_vis: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pod index or -1, ambiguous, runner-up index or -1) for failures on
+    connections no answer named a pod for. ``t_vis``: when the connection was
+    opened (the candidates are the pods visible then); default ``t_conn``."""
+    if t_vis is None:
+        t_vis = t_conn
     n = len(code)
     best = np.full(n, -1, dtype=np.int32)
+    second = np.full(n, -1, dtype=np.int32)
     ambiguous = np.zeros(n, dtype=bool)
     if not pods or n == 0:
-        return best, ambiguous
+        return best, ambiguous, second
     for lo in range(0, n, _CHUNK):
         sl = slice(lo, min(n, lo + _CHUNK))
         m = sl.stop - sl.start
         key = np.full((len(pods), m), -1, dtype=np.float64)  # -1 = not visible
+        dists = np.full((len(pods), m), np.inf)
         for i, p in enumerate(pods):
-            vis = p.visible_mask(t_conn[sl], TOL_NS)
+            vis = p.visible_mask(t_vis[sl], TOL_NS)
             if not vis.any():
                 continue
-            score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl])
+            score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl], ready_means_listening)
+            # visible only within the tolerance of its endpoint change: less likely
+            edge = vis & ~p.visible_mask(t_vis[sl], 0)
+            score = np.where(edge, np.maximum(score - 1, 1), score).astype(np.int8)
             # higher score first, then nearer evidence (dist scaled into (0, 1])
             k = score.astype(np.float64) + 1.0 / (1.0 + dist.astype(np.float64) / 1e6)
             key[i] = np.where(vis, k, -1.0)
+            dists[i] = np.where(vis & (dist != NEVER), dist.astype(np.float64), np.inf)
+        cols = np.arange(m)
         idx = key.argmax(axis=0)
-        top = key[idx, np.arange(m)]
+        top = key[idx, cols]
         best[sl] = np.where(top >= 0, idx, -1)
-        top_score = np.floor(top)
-        same = (np.floor(key) == top_score[None, :]).sum(axis=0)
-        ambiguous[sl] = (top >= 0) & (same > 1)
-    return best, ambiguous
+        # the runner-up: the best of the others with the same score
+        same_score = (np.floor(key) == np.floor(top)[None, :]) & (key >= 0)
+        same_score[idx, cols] = False
+        rival_key = np.where(same_score, key, -np.inf)
+        rival = rival_key.argmax(axis=0)
+        has_rival = same_score.any(axis=0) & (top >= 0)
+        d_best, d_rival = dists[idx, cols], dists[rival, cols]
+        separated = np.isfinite(d_best) & (d_rival > AMBIGUOUS_RATIO * d_best + TOL_NS)
+        ambiguous[sl] = has_rival & ~separated
+        second[sl] = np.where(has_rival, rival, -1)
+    return best, ambiguous, second
 
 
-def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarray) -> pd.DataFrame:
+def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarray, *,
+              ready_means_listening: bool = False) -> pd.DataFrame:
     """One row per failed request (index = the request's row), with columns
-    t_ns, outcome code, conn_id, reused, pod, phase, how, ambiguous, route_pod."""
+    t_ns, outcome code, conn_id, reused, pod, phase, how, ambiguous,
+    candidates, route_pod.
+
+    ``ready_means_listening``: the readiness probe is a network probe
+    (httpGet, tcpSocket), so a Ready pod was listening."""
     f = req.loc[failed_mask]
     code = f["code"].to_numpy()
     sent = f["sent_ns"].to_numpy()
@@ -169,13 +233,25 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
 
     plist = list(pods.values())
     ambiguous = np.zeros(len(f), dtype=bool)
+    candidates = np.full(len(f), None, dtype=object)
+    guess = pod.copy()
     if need.any():
         nidx = np.flatnonzero(need)
-        best, amb = _infer_from_endpoints(plist, code[nidx], t_conn[nidx], sent[nidx], ended[nidx])
+        # a reused connection whose answers named no pod (a server that sends no
+        # pod header): its pod is one of those visible when it was opened
+        opened = _conn_opened(req)
+        conn = f["conn_id"].to_numpy()[nidx]
+        reused = f["conn_reused"].to_numpy(dtype=bool)[nidx]
+        t_open = pd.Series(conn).map(opened).to_numpy(dtype=np.float64)
+        t_vis = np.where(reused & ~np.isnan(t_open), np.nan_to_num(t_open), t_conn[nidx]).astype(np.int64)
+        best, amb, second = _infer_from_endpoints(plist, code[nidx], t_conn[nidx], sent[nidx], ended[nidx],
+                                                  ready_means_listening, t_vis)
         names = np.array([p.name for p in plist] + [None], dtype=object)
-        pod[nidx] = names[best]  # -1 -> None
-        how[nidx] = np.where(best >= 0, "endpoints", "no-endpoint")
+        guess[nidx] = names[best]  # -1 -> None
+        pod[nidx] = np.where(amb, None, names[best])
+        how[nidx] = np.where(best < 0, "no-endpoint", np.where(amb, "ambiguous", "endpoints"))
         ambiguous[nidx] = amb
+        candidates[nidx[amb]] = [f"{a} | {b}" for a, b in zip(names[best[amb]], names[second[amb]])]
 
     pod = np.where(pd.notna(pod), pod, None)
     phase = np.full(len(f), -1, dtype=np.int8)
@@ -183,6 +259,11 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
         sel = pod == name
         if sel.any():
             phase[sel] = phase_at(p, t_judge[sel], sent[sel], ended[sel], TOL_NS)
+    # an ambiguous pick keeps a phase when every candidate was in the same one
+    for i in np.flatnonzero(ambiguous):
+        a, b = str(candidates[i]).split(" | ")
+        pa, pb = (phase_at(pods[x], t_judge[i:i + 1], sent[i:i + 1], ended[i:i + 1], TOL_NS)[0] for x in (a, b))
+        phase[i] = pa if pa == pb else -1
     phase_names = np.array([*PHASE_NAMES, "unknown"], dtype=object)
     out = pd.DataFrame({
         "t_ns": t_judge,
@@ -195,6 +276,9 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
         "phase": phase_names[phase],
         "how": how,
         "ambiguous": ambiguous,
+        "candidates": candidates,
+        #: the nearest candidate, even when ambiguous (only to measure how often a guess would be right)
+        "guess": np.where(pd.notna(guess), guess, None),
         "route_pod": f["route_pod"].to_numpy(dtype=object),
         "run_phase": f["phase"].to_numpy(),
     }, index=f.index)
@@ -208,18 +292,27 @@ def accuracy(att: pd.DataFrame) -> dict[str, Any] | None:
     known = att["route_pod"].notna().to_numpy()
     if not known.any():
         return None
-    a = att.loc[known]
+    amb = att["how"].to_numpy(dtype=object) == "ambiguous"
+    a_amb = att.loc[known & amb]
+    a = att.loc[known & ~amb]
+    guessed = int((a_amb["guess"].to_numpy(dtype=object) == a_amb["route_pod"].to_numpy(dtype=object)).sum())
+    in_candidates = int(sum(str(r) in str(c).split(" | ") for r, c in
+                            zip(a_amb["route_pod"].to_numpy(dtype=object), a_amb["candidates"].to_numpy(dtype=object))))
     right = (a["pod"].to_numpy(dtype=object) == a["route_pod"].to_numpy(dtype=object))
     by_how = {}
     for how, grp in a.assign(right=right).groupby("how", observed=True):
         by_how[str(how)] = {"failures": int(len(grp)), "correct": int(grp["right"].sum()),
                             "accuracy": round(float(grp["right"].mean()), 4)}
     return {
+        # over the failures attributed to one pod (ambiguous ones are not a claim)
         "failures_with_ground_truth": int(len(a)),
         "correct": int(right.sum()),
-        "accuracy": round(float(right.mean()), 4),
+        "accuracy": round(float(right.mean()), 4) if len(a) else None,
         "by_evidence": by_how,
-        "ambiguous": int(a["ambiguous"].sum()),
+        "ambiguous": int(len(a_amb)),
+        # ambiguous failures whose real pod is one of the named candidates / the nearest one
+        "ambiguous_real_pod_in_candidates": in_candidates,
+        "ambiguous_nearest_was_right": guessed,
     }
 
 

@@ -59,7 +59,10 @@ def _after(times: np.ndarray, mask: np.ndarray | None, t: int) -> int:
 
 
 def termination_chains(pods: dict[str, PodLife],
-                       traffic: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+                       traffic: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                       spec: Any = None) -> list[dict[str, Any]]:
+    """One chain per deleted (or signalled) pod. ``spec`` (a RunSpec) adds
+    the preStop's kind and its duration in the spec next to the observed one."""
     chains = []
     for p in pods.values():
         if p.deletion is None and p.stop_signal is None:
@@ -92,6 +95,9 @@ def termination_chains(pods: dict[str, PodLife],
             "endpoint_lag_s": secs(p.deletion, p.endpoint_removed),
             "ingress_lag_s": secs(p.deletion, p.ingress_removed),
             "prestop_s": secs(p.prestop_started, p.prestop_finished),
+            "prestop_end_inferred_from": p.prestop_end_source,
+            "prestop_spec": spec.prestop.text if spec is not None and spec.prestop is not None else None,
+            "ended": p.end is not None or p.deleted is not None,
             "deletion_to_signal_s": secs(p.deletion, sig),
             "signal_to_exit_s": secs(sig, end),
             "deletion_to_exit_s": secs(t0, end),

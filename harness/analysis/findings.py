@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.podlife import PodLife
+from harness.analysis.runspec import RunSpec, run_spec
 from harness.model.outcome import OUTCOMES, Outcome
 from harness.model.scenario import Scenario
 
@@ -25,6 +26,12 @@ AFTER_END_NS = 500_000_000
 MIN_DIP_NS = 500_000_000
 #: overload failures after a dip, while the backlog it built drains, are still its doing
 RECOVERY_NS = 2_000_000_000
+#: a request written on a reused connection at most this long before the
+#: connection closed under it (no response byte) was on the wire as the server
+#: closed the connection as idle: the HTTP/1.1 keep-alive close race
+RACE_WINDOW_NS = 20_000_000
+#: a finding that explains at most this share of the failures is not HIGH
+MIN_HIGH_SHARE = 0.01
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 CODE = {o: OUTCOMES.index(o) for o in Outcome}
 #: what an overloaded service answers
@@ -44,17 +51,39 @@ class Context:
     req: pd.DataFrame
     window: tuple[int, int] | None
     baseline_p99_ms: float | None
+    #: the run's real values (stop signal, preStop, grace period, probes); default: from the scenario
+    spec: RunSpec | None = None
     #: unclaimed failures (rules flip it as they claim)
     free: np.ndarray = dataclasses.field(init=False)
     #: attributed pod per failure, as an object array (compared per pod)
     pod_of: np.ndarray = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
+        if self.spec is None:
+            self.spec = run_spec(self.scenario, {})
         self.free = np.ones(len(self.att), dtype=bool)
         self.pod_of = self.att["pod"].to_numpy(dtype=object)
 
 
 Rule = Callable[[Context], dict[str, Any] | None]
+
+
+#: titles, one per rule (the static check quotes the same words)
+TITLES = {
+    "short-grace": "Grace period too short: SIGKILL cut requests in flight",
+    "no-graceful-shutdown": "No graceful shutdown: the app exited on {signal} with requests in flight",
+    "keepalive-close-race": "Keep-alive close race: requests written on connections the server was closing as idle",
+    "no-prestop": "No preStop hook: pods stopped serving while still in the endpoints",
+    "prestop-too-short": "preStop too short: pods stopped serving while still in the endpoints",
+    "no-readiness-probe": "No readiness probe: pods got traffic before they were ready",
+    "premature-readiness": "Readiness probe passed before the app was ready",
+    "keepalive-cut": "Keep-alive connections cut under requests in flight at shutdown",
+}
+#: the keep-alive close race's fix (server side, then client side)
+RACE_FIX = ("From the stop signal on, answer every request with Connection: close for a drain window "
+            "(a few seconds, inside the preStop/grace period) before closing idle keep-alive connections, "
+            "so clients stop reusing them first; or use clients that retry idempotent requests on a reused "
+            "connection that closed before any response byte (Go's net/http Transport and browsers do).")
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -108,6 +137,29 @@ def longest_request_s(req: pd.DataFrame) -> float | None:
     return round(float((req["ended_ns"].to_numpy()[ok] - sent).max()) / 1e9, 3)
 
 
-def prestop_seconds(sc: Scenario) -> float | None:
-    ps = sc.deployment.lifecycle.pre_stop
-    return ps.sleep.seconds if ps is not None and ps.sleep is not None else None
+def prestop_seconds(spec: RunSpec) -> float | None:
+    """The preStop hook's duration as the spec tells it (None: none, or unknown)."""
+    return spec.prestop.seconds if spec.prestop is not None else None
+
+
+def no_response_byte(att: pd.DataFrame, req: pd.DataFrame) -> np.ndarray:
+    """Per attributed failure: the client received no byte of a response
+    (no status, and the connection did not end part-way into one)."""
+    rows = req.loc[att.index]
+    status = rows["status"].to_numpy()
+    err = rows["error"].fillna("").astype(str).to_numpy(dtype=object)
+    partial = np.array([("complete response" in e and "before" in e) or "partial" in e for e in err], dtype=bool)
+    return (status == 0) & ~partial
+
+
+def graceful_exit(p: PodLife) -> bool:
+    """The app handled its stop signal: it logged a drain of its own, it
+    answered a request sent after the signal (an app with no handler dies at
+    once), or it exited with code 0 after it. (Exit code 128 + the signal's
+    number proves nothing: uvicorn, for one, re-raises the signal after its
+    graceful shutdown.)"""
+    if p.drained_gracefully:
+        return True
+    if p.stop_signal is None or p.sigkill is not None:
+        return False
+    return p.exit_code == 0 or (p.last_ok_sent is not None and p.last_ok_sent > p.stop_signal + TOL_NS)

@@ -63,21 +63,21 @@ def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
     hop = per_pod[worst]["slowest_hop"]
     lag = lags[hop]
     want = ceil_half(lag + 0.5)
-    has = prestop_seconds(ctx.scenario)
-    grace = ctx.scenario.deployment.termination_grace_period_seconds
+    has = prestop_seconds(ctx.spec)
+    grace = ctx.spec.grace_s
     others = ", ".join(f"{k} {v:.2f} s" for k, v in lags.items() if v is not None and k != hop)
     why = (f"the {hop} kept routing to deleted pod {worst} for {lag:.2f} s after its deletion"
            + (f" (the other hop: {others})" if others else "")
            + f", but the pods stopped serving before that: the proxy answered {len(got)} requests with "
            f"{outcome_text(by_outcome(got))}, each traced to its stopping pod in the proxy's access log.")
-    if ctx.scenario.deployment.lifecycle.pre_stop is None:
+    if ctx.spec.prestop is None:
         rule, title = "no-prestop", f"No preStop hook: pods stopped serving while the {hop} still routed to them"
         cause = "The stop signal went out at deletion with no preStop delay, while " + why
         fix = (f"Add lifecycle.preStop sleep >= {want:g} s, sized for the slowest hop ({hop}: {lag:.2f} s "
                f"measured here), not kube-proxy's; keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
                "+ the app's drain time.")
     else:
-        now = f"{has:g} s" if has is not None else "the current hook"
+        now = f"{has:g} s" if has is not None else ctx.spec.prestop_text
         rule, title = "prestop-too-short", f"preStop shorter than the slowest hop ({hop})"
         cause = f"preStop ({now}) ended before the {hop} stopped routing to the pod: " + why
         fix = (f"Raise the preStop sleep from {now} to >= {want:g} s: the slowest hop ({hop}) took {lag:.2f} s; "

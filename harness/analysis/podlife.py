@@ -57,6 +57,8 @@ class PodLife:
     app_ready: int | None = None
     #: first successful answer the pod gave (from the request records)
     first_ok: int | None = None
+    #: when the last request the pod answered successfully was sent (from the request records)
+    last_ok_sent: int | None = None
     deletion: int | None = None
     prestop_started: int | None = None
     prestop_finished: int | None = None
@@ -80,6 +82,9 @@ class PodLife:
     ingress_removed: int | None = None
     #: slack after an endpoint removal (0 when the events are the proxy's own view)
     endpoint_slack_ns: int = 0
+    #: how prestop_finished (and the stop signal) were inferred when no event
+    #: recorded them (a cluster reports neither); None when recorded
+    prestop_end_source: str | None = None
 
     @property
     def endpoint_added(self) -> int | None:
@@ -128,6 +133,7 @@ class PodLife:
         d = dataclasses.asdict(self)
         d["endpoint_intervals"] = [[lo, None if hi == NEVER else hi] for lo, hi in self.endpoint_intervals]
         d.pop("endpoint_slack_ns")
+        d.pop("prestop_end_source")
         return d
 
 
@@ -212,10 +218,40 @@ def pod_lives(events: Iterable[EventDict]) -> dict[str, PodLife]:
     return pods
 
 
-def set_first_ok(pods: dict[str, PodLife], first_ok: dict[str, int]) -> None:
+def infer_prestop_end(pods: dict[str, PodLife], prestop_seconds: float | None) -> None:
+    """A cluster reports when the kubelet began a pod's termination (the
+    Killing event: preStop started) but neither the preStop's end nor the
+    stop signal, which follows it at once. Infer them, best evidence first:
+    the app's own shutdown log line (it got the signal), the preStop's
+    duration from the spec (capped at the end), the process's end."""
+    for p in pods.values():
+        if p.prestop_started is None or p.prestop_finished is not None:
+            continue
+        if p.stop_signal is not None and p.stop_signal >= p.prestop_started:
+            t, src = p.stop_signal, "stop signal"
+        elif p.shutdown_started is not None and p.shutdown_started >= p.prestop_started:
+            t, src = p.shutdown_started, "the app's shutdown log line"
+        elif prestop_seconds is not None:
+            t, src = p.prestop_started + int(prestop_seconds * 1e9), "the preStop's duration in the spec"
+            if p.end is not None and p.end < t:
+                t, src = p.end, "the process's end (before the spec's preStop duration)"
+        elif p.end is not None:
+            t, src = p.end, "the process's end (the preStop's duration is not in the spec)"
+        else:
+            continue
+        p.prestop_finished, p.prestop_end_source = int(t), src
+        if p.stop_signal is None and (p.end is None or t < p.end):
+            p.stop_signal = int(t)
+
+
+def set_first_ok(pods: dict[str, PodLife], first_ok: dict[str, int],
+                 last_ok_sent: dict[str, int] | None = None) -> None:
     for name, t in first_ok.items():
         if name in pods:
             pods[name].first_ok = int(t)
+    for name, t in (last_ok_sent or {}).items():
+        if name in pods:
+            pods[name].last_ok_sent = int(t)
 
 
 def phase_at(pod: PodLife, t: np.ndarray, sent: np.ndarray, ended: np.ndarray, tol_ns: int) -> np.ndarray:

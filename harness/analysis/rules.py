@@ -9,18 +9,25 @@ one rule, the first that claims it:
     short-grace           SIGKILL at the end of the grace period cut requests
     no-graceful-shutdown  the process exited on the stop signal without a
                           drain, cutting the requests in flight
+    keepalive-close-race  a request written on a reused keep-alive
+                          connection just as the server closed it as idle:
+                          no response byte (HTTP/1.1's keep-alive race)
     no-prestop /          the pod stopped serving while the traffic path
     prestop-too-short     still routed new connections to it
     no-readiness-probe /  the pod got traffic before it could serve it
     premature-readiness
     keepalive-cut         the app drained, but cut its keep-alive
-                          connections abruptly at shutdown
+                          connections under requests it was serving
     capacity-dip          fewer ready pods than replicas during the rollout
                           (maxSurge 0 / maxUnavailable > 0) and the rest
                           could not carry the load
 
 Failures no rule explains are reported as ``unexplained``, never hidden.
-A run with no failures and no capacity dip yields no finding.
+A run with no failures and no capacity dip yields no finding. Every
+sentence uses the run's real values (``ctx.spec``: the stop signal the pods
+got, the preStop's kind and duration, the grace period, the probes); the
+words and thresholds are module constants, so a static check of a spec can
+quote the same rule.
 """
 
 from __future__ import annotations
@@ -31,21 +38,21 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.findings import (
-    AFTER_END_NS, CODE, CUT_CODES, MIN_DIP_NS, OVERLOAD_CODES, RECOVERY_NS, TOL_NS, Context, Rule, by_outcome,
-    ceil_half, claim, finding, longest_request_s, outcome_text, pod_rows, prestop_seconds, secs,
+    AFTER_END_NS, CODE, CUT_CODES, MIN_DIP_NS, OVERLOAD_CODES, RECOVERY_NS, TITLES, TOL_NS, Context, Rule, by_outcome,
+    ceil_half, claim, finding, graceful_exit, longest_request_s, outcome_text, pod_rows, prestop_seconds, secs,
 )
+from harness.analysis.keepalive import rule_keepalive_close_race, rule_keepalive_cut
 from harness.analysis.podlife import NEVER, PodLife
 from harness.model.outcome import Outcome
-
 
 def rule_short_grace(ctx: Context) -> dict[str, Any] | None:
     mask = ctx.free & (ctx.att["phase"].to_numpy(dtype=object) == "killed")
     if not mask.any():
         return None
     got = claim(ctx, mask)
-    grace = ctx.scenario.deployment.termination_grace_period_seconds
-    killed = sorted({str(p) for p in got["pod"]})
-    prestop = prestop_seconds(ctx.scenario) or 0.0
+    grace = ctx.spec.grace_s
+    killed = sorted({str(p) for p in got["pod"] if p is not None})
+    prestop = prestop_seconds(ctx.spec) or 0.0
     longest = longest_request_s(ctx.req)
     sent = got["sent_ns"].where(got["sent_ns"] >= 0)
     oldest = round(float((got["ended_ns"] - sent).max()) / 1e9, 3) if sent.notna().any() else 0.0
@@ -57,9 +64,10 @@ def rule_short_grace(ctx: Context) -> dict[str, Any] | None:
     want = math.ceil(prestop + drain + need_s + 1.0)
     kills = {p: secs(ctx.pods[p].sigkill - (ctx.pods[p].deletion or ctx.pods[p].sigkill)) for p in killed
              if p in ctx.pods and ctx.pods[p].sigkill is not None}
-    parts = f"preStop {prestop:g} s + " + (f"the app's drain {drain:g} s + " if drain else "")
+    parts = (f"preStop ({ctx.spec.prestop.text}) {prestop:g} s + " if ctx.spec.prestop else "") \
+        + (f"the app's drain {drain:g} s + " if drain else "")
     return finding(
-        "short-grace", "Grace period too short: SIGKILL cut requests in flight",
+        "short-grace", TITLES["short-grace"],
         f"terminationGracePeriodSeconds is {grace:g} s, but requests take up to {need_s:.1f} s: the kubelet "
         f"sent SIGKILL to {', '.join(killed)} while {len(got)} requests were still in flight "
         f"({outcome_text(by_outcome(got))}).",
@@ -79,7 +87,7 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
     gaps: dict[str, float | None] = {}
     for p in ctx.pods.values():
         end = p.end
-        if end is None or p.drained_gracefully or p.sigkill is not None:
+        if end is None or graceful_exit(p) or p.sigkill is not None:
             continue
         rows = pod_rows(ctx, p.name)
         sent_eff = np.where(sent >= 0, sent, t)
@@ -95,17 +103,20 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
     got = claim(ctx, mask)
     longest = longest_request_s(ctx.req)
     fastest = min((g for g in gaps.values() if g is not None), default=None)
+    sig = ctx.spec.stop_signal
     return finding(
-        "no-graceful-shutdown", "No graceful shutdown: the app exited on SIGTERM with requests in flight",
+        "no-graceful-shutdown", TITLES["no-graceful-shutdown"].format(signal=sig),
         f"{', '.join(sorted(gaps))} exited"
         + (f" {fastest:g} s after the stop signal" if fastest is not None else " on the stop signal")
         + f" without draining: the kernel closed their connections and {len(got)} requests failed "
         f"({outcome_text(by_outcome(got))}).",
-        "Handle SIGTERM in the app: stop accepting, finish the requests in flight"
+        f"Handle {sig} in the app (or set the stop signal to the server's graceful one): stop accepting, "
+        "finish the requests in flight"
         + (f" (the longest took {longest:g} s here)" if longest else "")
         + ", answer them with Connection: close, then exit — within terminationGracePeriodSeconds "
-        f"({ctx.scenario.deployment.termination_grace_period_seconds:g} s).",
-        "high", got, signal_to_exit_s=gaps, longest_request_s=longest,
+        f"({ctx.spec.grace_s:g} s).",
+        "high", got, signal_to_exit_s=gaps, longest_request_s=longest, stop_signal=sig,
+        exit_codes={k: ctx.pods[k].exit_code for k in sorted(gaps)},
     )
 
 
@@ -132,36 +143,66 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
             per_pod[p.name] = {"stopped_serving_s": secs(stop), "removed_from_endpoints_s": secs(removed),
                                "endpoint_lag_s": secs(removed - p.deletion), "routed_after_deletion_s": secs(routed),
                                "failures": int(hit.sum())}
-    if not mask.any():
+    if not per_pod:
         return None
+    # failures the evidence could not pin on one pod, when every candidate had already stopped
+    amb = ctx.free & ~mask & (ctx.att["how"].to_numpy(dtype=object) == "ambiguous")
+    for i in np.flatnonzero(amb):
+        cands = [ctx.pods.get(c) for c in str(ctx.att["candidates"].iat[i]).split(" | ")]
+        stopped = [c for c in cands if c is not None and c.deletion is not None
+                   and min(x for x in (c.stop_signal, c.shutdown_started, c.not_accepting_from, c.deletion)
+                           if x is not None) <= t[i] + TOL_NS]
+        if len(stopped) == len(cands):
+            mask[i] = True
     got = claim(ctx, mask)
     worst = max(per_pod, key=lambda k: per_pod[k]["routed_after_deletion_s"])
     lag = per_pod[worst]["routed_after_deletion_s"]
     want = ceil_half(lag + 0.5)
-    prestop = ctx.scenario.deployment.lifecycle.pre_stop
-    has = prestop_seconds(ctx.scenario)
-    grace = ctx.scenario.deployment.termination_grace_period_seconds
+    prestop = ctx.spec.prestop
+    has = prestop_seconds(ctx.spec)
+    grace = ctx.spec.grace_s
+    sig = ctx.spec.stop_signal
     why = (f"the traffic path kept routing to a deleted pod for up to {lag:.2f} s ({worst}), but the pods stopped "
            f"serving before that: {len(got)} requests still reached {len(per_pod)} stopping pod(s) "
            f"({outcome_text(by_outcome(got))}).")
     if prestop is None:
-        rule, title = "no-prestop", "No preStop hook: pods stopped serving while still in the endpoints"
-        cause = "The stop signal went out at deletion with no preStop delay, while " + why
+        rule, title = "no-prestop", TITLES["no-prestop"]
+        cause = f"The stop signal ({sig}) went out at deletion with no preStop delay, while " + why
         fix = (f"Add lifecycle.preStop sleep >= {want:g} s (the traffic path still routed to {worst} "
                f"{lag:.2f} s after its deletion), and keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
                "+ the app's drain time.")
     else:
-        rule, title = "prestop-too-short", "preStop too short: pods stopped serving while still in the endpoints"
-        now = f"{has:g} s" if has is not None else "the current hook"
+        rule, title = "prestop-too-short", TITLES["prestop-too-short"]
+        now = f"{prestop.text}" + ("" if prestop.kind == "sleep" or has is None else f", {has:g} s")
         cause = f"preStop ({now}) ended before the endpoint update reached the traffic path: " + why
-        fix = (f"Raise the preStop sleep from {now} to >= {want:g} s (the traffic path still routed to "
-               f"{worst} {lag:.2f} s after its deletion); keep terminationGracePeriodSeconds ({grace:g} s) above it.")
+        if prestop.kind == "sleep" and has is not None:
+            change = f"Raise the preStop sleep from {has:g} s to >= {want:g} s"
+        else:
+            change = f"Make the preStop {prestop.kind} hook ({prestop.text}) last >= {want:g} s"
+        fix = (f"{change} (the traffic path still routed to {worst} {lag:.2f} s after its deletion); keep "
+               f"terminationGracePeriodSeconds ({grace:g} s) above it.")
     return finding(rule, title, cause, fix, "high", got, pods=per_pod, routed_after_deletion_s=lag,
+                   ambiguous_between_stopping_pods=int((got["how"] == "ambiguous").sum()),
                     prestop_seconds=has, suggested_prestop_s=want)
+
+
+def listening_at(ctx: Context, p: PodLife) -> int | None:
+    """When ``p`` was known to listen: the app said so, or a network
+    readiness probe (httpGet, tcpSocket) passed."""
+    marks = [x for x in (p.listening, p.ready if ctx.spec.readiness_kind in ("httpGet", "tcpSocket") else None)
+             if x is not None]
+    return min(marks) if marks else None
 
 
 def rule_readiness(ctx: Context) -> dict[str, Any] | None:
     mask = ctx.free & (ctx.att["phase"].to_numpy(dtype=object) == "starting")
+    # a refusal is no readiness problem on a pod that was listening then
+    refused = ctx.att["code"].to_numpy() == CODE[Outcome.REFUSED]
+    t = ctx.att["t_ns"].to_numpy()
+    for p in ctx.pods.values():
+        lis = listening_at(ctx, p)
+        if lis is not None:
+            mask &= ~((ctx.pod_of == p.name) & refused & (t >= lis - TOL_NS))
     if not mask.any():
         return None
     got = claim(ctx, mask)
@@ -175,55 +216,22 @@ def rule_readiness(ctx: Context) -> dict[str, Any] | None:
                          "routed_before_ready_s": secs(serving - added) if added is not None and serving is not None
                          else None, "failures": int((got["pod"] == name).sum())}
     early = max((v["routed_before_ready_s"] or 0 for v in per_pod.values()), default=0)
-    probe = ctx.scenario.deployment.readiness_probe
+    probe = ctx.spec.readiness
     outcomes = outcome_text(by_outcome(got))
     if probe is None:
-        rule, title = "no-readiness-probe", "No readiness probe: pods got traffic before they were ready"
+        rule, title = "no-readiness-probe", TITLES["no-readiness-probe"]
         cause = (f"Without a readinessProbe a pod is Ready as soon as it starts, so it entered the endpoints "
                  f"up to {early:g} s before the app could serve: {len(got)} requests failed ({outcomes}).")
         fix = ("Add a readinessProbe on an endpoint that fails until the app is warm (the sample app's "
                f"/ready), periodSeconds 1: here the app needed up to {early:g} s after entering the endpoints.")
     else:
-        where = probe.http_get.path if probe.http_get else ("tcpSocket" if probe.tcp_socket else "exec")
-        rule, title = "premature-readiness", "Readiness probe passed before the app was ready"
+        where = probe
+        rule, title = "premature-readiness", TITLES["premature-readiness"]
         cause = (f"The readinessProbe ({where}) passed while the app was still warming up: pods were in the "
                  f"endpoints up to {early:g} s too early and {len(got)} requests failed ({outcomes}).")
         fix = (f"Point the readinessProbe at a check that fails until the app is warm (now: {where}); the app "
                f"needed up to {early:g} s more than the probe allowed.")
     return finding(rule, title, cause, fix, "high", got, pods=per_pod, routed_before_ready_s=early)
-
-
-def rule_keepalive_cut(ctx: Context) -> dict[str, Any] | None:
-    t = ctx.att["t_ns"].to_numpy()
-    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES)
-    mask = np.zeros(len(t), dtype=bool)
-    per_pod = {}
-    for p in ctx.pods.values():
-        marks = [x for x in (p.stop_signal, p.shutdown_started, p.draining, p.listener_closed) if x is not None]
-        if not marks or p.sigkill is not None:
-            continue
-        start, end = min(marks), (p.end if p.end is not None else NEVER)
-        hit = pod_rows(ctx, p.name) & cut_code & (t >= start - TOL_NS) & (t <= end + AFTER_END_NS)
-        if hit.any():
-            mask |= hit
-            conns = ctx.att.loc[hit, "conn_id"]
-            per_pod[p.name] = {"failures": int(hit.sum()), "connections": int(conns[conns >= 0].nunique()),
-                               "shutdown_s": secs(start)}
-    if not mask.any():
-        return None
-    got = claim(ctx, mask)
-    reused = int(got["reused"].sum())
-    n_conns = sum(v["connections"] for v in per_pod.values())
-    return finding(
-        "keepalive-cut", "Keep-alive connections cut abruptly at shutdown",
-        f"The app drained, but at shutdown it closed {n_conns} open connection(s) on {', '.join(per_pod)} "
-        f"without a response: {len(got)} requests failed ({outcome_text(by_outcome(got))}), "
-        f"{reused} of them on reused keep-alive connections.",
-        "At shutdown answer each request still arriving on a keep-alive connection with "
-        "Connection: close and close a connection only after its response (no RST, no close while a "
-        "request may be on the wire); do it while the preStop delay still keeps new traffic away.",
-        "high", got, pods=per_pod, reused_connection_failures=reused,
-    )
 
 
 def _endpoint_count(pods: dict[str, PodLife]) -> tuple[np.ndarray, np.ndarray]:
@@ -333,6 +341,7 @@ def rule_capacity_dip(ctx: Context) -> dict[str, Any] | None:
 RULES: tuple[Rule, ...] = (
     rule_short_grace,
     rule_no_graceful_shutdown,
+    rule_keepalive_close_race,
     rule_prestop,
     rule_readiness,
     rule_keepalive_cut,

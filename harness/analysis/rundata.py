@@ -20,20 +20,17 @@ import pandas as pd
 
 from harness.errors import BadInput, ScenarioError
 from harness.model.events import EventDict, EventKind, read_events
-from harness.model.outcome import OUTCOMES, SERVICE_FAILURES, Outcome
-from harness.model.requests import read_requests_table
+from harness.model.outcome import OUTCOMES
+from harness.model.requests import outcome_codes, read_requests_table
 from harness.model.rundir import MANIFEST_FILE
 from harness.model.scenario import Scenario, scenario_from_dict
+from harness.model.stats import DROPPED_CODE, OK_CODE, SERVICE_FAILURE_CODES  # noqa: F401 (re-exported)
 
 #: Run phases in order; requests are labelled by their scheduled time.
 PHASES = ("baseline", "disruption", "settle")
 #: Requests outside every phase (before the baseline or after the end).
 OUTSIDE = "outside"
 
-#: outcome codes that are failures of the service (dropped is the engine's)
-SERVICE_FAILURE_CODES = np.array([i for i, o in enumerate(OUTCOMES) if o in SERVICE_FAILURES], dtype=np.int8)
-OK_CODE = OUTCOMES.index(Outcome.OK)
-DROPPED_CODE = OUTCOMES.index(Outcome.DROPPED)
 
 
 @dataclasses.dataclass
@@ -120,22 +117,6 @@ def _label_phases(sched: np.ndarray, bounds: dict[str, tuple[int, int]]) -> pd.C
     return pd.Categorical.from_codes(codes, categories=names)
 
 
-def _outcome_codes(table) -> np.ndarray:
-    """Outcome as an index into OUTCOMES; the writer's dictionary is OUTCOMES
-    itself, so its indices are used as they are (no string work per row)."""
-    if not table.num_rows:
-        return np.array([], dtype=np.int8)
-    col = table.column("outcome").combine_chunks()
-    values = col.dictionary.to_pylist()
-    idx = col.indices.to_numpy(zero_copy_only=False)
-    known = [o.value for o in OUTCOMES]
-    if values == known[: len(values)]:
-        return idx.astype(np.int8)
-    other = known.index(Outcome.OTHER.value)
-    remap = np.array([known.index(v) if v in known else other for v in values], dtype=np.int8)
-    return remap[idx]
-
-
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run dir; raises BadInput when it is not one."""
     path = Path(run_dir)
@@ -152,7 +133,7 @@ def load_run(run_dir: str | Path) -> RunData:
         notes.append("a request file ended in a torn batch (the run stopped mid-write); "
                      "the records before it were analysed")
     df = table.drop_columns(["outcome"]).to_pandas()
-    df["code"] = _outcome_codes(table)
+    df["code"] = outcome_codes(table)
     df["outcome"] = pd.Categorical.from_codes(df["code"].to_numpy(), categories=[o.value for o in OUTCOMES])
     if len(df) and not df["seq"].is_monotonic_increasing:
         df = df.sort_values("seq", kind="stable").reset_index(drop=True)

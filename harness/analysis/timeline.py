@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis.rundata import DROPPED_CODE, OK_CODE, PHASES, SERVICE_FAILURE_CODES, RunData
+from harness.analysis.rundata import OK_CODE, PHASES, SERVICE_FAILURE_CODES, RunData
 from harness.model.outcome import OUTCOMES
+from harness.model.stats import request_stats
+from harness.model.summary import RequestStats
 
 DEFAULT_BIN_NS = 100_000_000
 
@@ -94,38 +96,10 @@ def build_timeline(run: RunData, bin_ns: int = DEFAULT_BIN_NS) -> Timeline:
     return Timeline(bin_ns, t0, counts, p50, p99, _intervals(fail, t0, bin_ns))
 
 
-def _q(values: np.ndarray, qs: dict[str, float]) -> dict[str, float | None]:
-    if len(values) == 0:
-        return {k: None for k in qs}
-    out = np.quantile(values, list(qs.values()), method="higher")
-    return {k: round(float(v), 3) for k, v in zip(qs, out)}
-
-
-def record_stats(req: pd.DataFrame) -> dict[str, Any]:
-    """The traffic engine's summary keys, computed from the records with the
-    engine's definitions: ``failed`` is every request not ok (dropped
-    included; ``service_failed`` leaves the engine's drops out), latency is
-    from the scheduled time over every request that was sent."""
-    code = req["code"].to_numpy()
-    sched = req["scheduled_ns"].to_numpy()
-    sent = req["sent_ns"].to_numpy()
-    ended = req["ended_ns"].to_numpy()
-    counts = np.bincount(code.astype(np.int64), minlength=len(OUTCOMES))
-    was_sent = sent >= 0
-    lag = (sent[was_sent] - sched[was_sent]) / 1e6
-    lat = (ended[was_sent] - sched[was_sent]) / 1e6
-    total = int(len(req))
-    service_failed = int(counts[SERVICE_FAILURE_CODES].sum())
-    return {
-        "total": total,
-        "failed": total - int(counts[OK_CODE]),
-        "service_failed": service_failed,
-        "dropped": int(counts[DROPPED_CODE]),
-        "outcomes": {o.value: int(counts[i]) for i, o in enumerate(OUTCOMES) if counts[i]},
-        "error_ratio": round(service_failed / total, 6) if total else None,
-        "send_lag_ms": _q(lag, {"p50": 0.5, "p99": 0.99, "max": 1.0}),
-        "latency_ms": _q(lat, {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}),
-    }
+def record_stats(req: pd.DataFrame) -> RequestStats:
+    """harness.model.stats.request_stats over a frame of records."""
+    return request_stats(req["code"].to_numpy(), req["scheduled_ns"].to_numpy(), req["sent_ns"].to_numpy(),
+                         req["ended_ns"].to_numpy())
 
 
 def phase_stats(run: RunData) -> dict[str, Any]:

@@ -76,14 +76,17 @@ def _human(row: dict[str, Any]) -> str:
 
 def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
            thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
-           records_complete: bool = True) -> dict[str, Any]:
-    """The verdict from the run's facts; pure, so it is tested by tables."""
-    why_blind: list[str] = []
+           records_complete: bool = True, unobserved: list[str] | None = None) -> dict[str, Any]:
+    """The verdict from the run's facts; pure, so it is tested by tables.
+
+    ``unobserved``: why the run did not see the whole disruption (a deleted
+    pod not seen to end), one sentence each; any makes it inconclusive."""
+    why_blind: list[str] = list(unobserved or [])
     if total == 0:
         why_blind.append("no requests were recorded")
     elif window_total == 0:
         why_blind.append("no requests fell in the rollout window")
-    if status != "complete":
+    if status != "complete" and not unobserved:
         why_blind.append(f"the run did not complete (status: {status})")
     if rollout is not None and not rollout.get("completed", False):
         err = rollout.get("error")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
+import json
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_INCONCLUSIVE, BadInput
+from harness.errors import BadInput
 
 EPILOG = """\
 examples:
@@ -18,8 +17,10 @@ examples:
   rollout-harness load http://127.0.0.1:8080/ --rate 0 --duration 10 --connections 50 --out reports/load/cap
 
 The run dir gets requests/*.arrow (one record per request, read with
-harness.model.requests.read_requests), manifest.json and summary.json
-(total, failed, outcomes, achieved_rate, dropped, send_lag_ms, latency_ms).
+harness.model.requests.read_requests), manifest.json (its "generator": rate
+asked and achieved, send lag, dropped, engine CPU) and summary.json (the
+analysis: total, failed, outcomes, achieved_rate, dropped, send_lag_ms,
+latency_ms).
 Latency counts from each request's scheduled time (coordinated omission
 corrected). Exit 0; 3 if the engine fell behind its schedule (dropped
 requests or send-lag p99 over --max-lag-ms); 2 on bad arguments.
@@ -90,96 +91,33 @@ def _config(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.model.clock import RunClock
-    from harness.model.requests import REQUESTS_DIR, read_requests_table
-    from harness.model.rundir import MANIFEST_FILE, SUMMARY_FILE, host_info, versions, write_json_atomic
-    from harness.traffic.summary import summarize
+    from harness.runner import run_load
+    from harness.traffic.progress import Progress
 
     cfg = _config(args)  # all argument errors before anything is created
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"--out {out}: directory exists and is not empty; give a new run dir")
-    out.mkdir(parents=True, exist_ok=True)
-    clock = RunClock.start()
-    manifest = {"kind": "load", "url": args.url, "platform": "none", "status": "running",
-                "engine": {**cfg.__dict__, "rate": args.rate, "workers": args.workers},
-                "clock": clock.as_dict(), "host": host_info(), "versions": versions()}
-    write_json_atomic(out / MANIFEST_FILE, manifest)
-    status = "complete"
-    try:
-        results = _drive(cfg, clock, out / REQUESTS_DIR, args.workers, args.duration)
-    except KeyboardInterrupt:
-        status, results = "interrupted", []
-    table, complete = read_requests_table(out)
-    if results:
-        start = min(r.start_ns for r in results)
-        end = max(r.end_ns for r in results)
-    elif table.num_rows:
-        start = int(min(table.column("scheduled_ns").to_numpy()))
-        end = int(max(table.column("scheduled_ns").to_numpy()))
-    else:
-        start = end = 0
-    summary = summarize(table, start_ns=start, end_ns=end, asked_rate=args.rate)
-    summary["records_complete"] = complete
-    summary["engine_cpu_s"] = round(sum(r.cpu_s for r in results), 3)
-    summary["status"] = status
-    behind = summary["dropped"] > 0 or (summary["send_lag_ms"]["p99"] or 0) > args.max_lag_ms
-    summary["engine_fell_behind"] = behind
-    write_json_atomic(out / SUMMARY_FILE, summary)
-    manifest.update(status=status, generator={k: summary[k] for k in ("asked_rate", "achieved_rate", "send_lag_ms", "dropped")})
-    write_json_atomic(out / MANIFEST_FILE, manifest)
-    _print_summary(summary, out)
-    if status == "interrupted":
-        return 130
-    return EXIT_INCONCLUSIVE if behind else 0
+    outcome = run_load(cfg, out=out, workers=args.workers, max_lag_ms=args.max_lag_ms,
+                       progress=Progress(label="load", duration=args.duration))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    _print_summary(outcome.summary, manifest["generator"], outcome.status, out)
+    return outcome.exit_code
 
 
-def _drive(cfg, clock, requests_dir: Path, workers: int, duration: float):
-    from harness.traffic.engine import Engine
-    from harness.traffic.progress import Progress, Snapshot
-    from harness.traffic.workers import run_on_fast_loop, run_workers
-
-    with Progress(label="load", duration=duration) as progress:
-        if workers > 1:
-            return run_workers(cfg, clock=clock, out_dir=requests_dir, workers=workers,
-                               on_tick=lambda slots: progress.update(Snapshot.from_shared(slots)))
-
-        async def main():
-            engine = Engine(cfg, clock=clock, out_dir=requests_dir)
-            loop = asyncio.get_running_loop()
-            interrupted = []
-
-            def on_sigint():
-                interrupted.append(1)
-                engine.stop()  # first: stop scheduling, let in-flight finish; second: abort
-
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-
-            def tick():
-                progress.update(Snapshot.from_live(engine.live))
-                loop.call_later(0.25, tick)
-
-            loop.call_later(0.25, tick)
-            result = await engine.run()
-            if interrupted:
-                raise KeyboardInterrupt
-            return [result]
-
-        return run_on_fast_loop(main)
-
-
-def _print_summary(s: dict, out: Path) -> None:
+def _print_summary(s: dict, gen: dict, status: str, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     c = Console(file=sys.stdout)
-    t = Table(title=f"load: {s['status']}", show_header=False, box=None)
+    t = Table(title=f"load: {status}", show_header=False, box=None)
     t.add_row("requests", f"{s['total']:,} ({s['failed']:,} failed)")
     t.add_row("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["outcomes"].items()) or "-")
-    t.add_row("rate", f"{s['achieved_rate']:,.0f} req/s achieved" + (f" of {s['asked_rate']:,.0f} asked" if s["asked_rate"] else " (closed loop)"))
+    t.add_row("rate", f"{gen['achieved_rate']:,.0f} req/s achieved"
+              + (f" of {gen['asked_rate']:,.0f} asked" if gen["asked_rate"] else " (closed loop)"))
     lag, lat = s["send_lag_ms"], s["latency_ms"]
     t.add_row("send lag ms", f"p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}")
     t.add_row("latency ms", f"p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
-    t.add_row("dropped", f"{s['dropped']:,}" + ("  ENGINE FELL BEHIND: results inconclusive" if s["engine_fell_behind"] else ""))
+    t.add_row("dropped", f"{s['dropped']:,}" + ("  ENGINE FELL BEHIND: results inconclusive" if gen["fell_behind"] else ""))
     t.add_row("run dir", str(out))
     c.print(t)

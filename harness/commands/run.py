@@ -29,7 +29,9 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="run dir to create [reports/<scenario>/<run-id>]")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. --set traffic.rate=1000 (repeatable)")
-    p.add_argument("--no-report", action="store_true", help="skip the analysis and report (exit 0 unless inconclusive)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the report (charts, index.html, junit.xml); summary.json is still written "
+                   "(exit 0 unless inconclusive)")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress")
     p.set_defaults(func=run)
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.errors import BadInput
     from harness.model.rundir import default_run_dir
     from harness.model.scenario import load_scenario
-    from harness.runner import LiveProgress, check_platform, run_scenario
+    from harness.runner import check_platform, run_scenario
+    from harness.traffic.progress import Progress
 
     scenario = load_scenario(args.scenario, args.overrides)  # bad input: exit 2 before anything is created
     check_platform(args.platform)
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {run_dir}: directory exists and is not empty; give a new run dir")
     if run_dir.exists():
         run_dir.rmdir()
-    progress = None if args.quiet else LiveProgress(scenario)
+    progress = None if args.quiet else Progress(label=scenario.name, asked_rate=scenario.traffic.rate, transient=True)
     if progress is not None:
         with progress:
             outcome = run_scenario(scenario, platform=args.platform, run_dir=run_dir, report=not args.no_report,
@@ -63,7 +66,7 @@ def print_summary(outcome) -> None:
 
     console = Console(file=sys.stdout)
     s = outcome.summary
-    verdict = s.get("verdict") or {}
+    verdict = (s.get("verdict") or {}) if outcome.reported else {}  # --no-report: no gate, no verdict shown
     status = verdict.get("status") or outcome.status
     style = {"pass": "bold green", "fail": "bold red"}.get(status, "bold yellow")
     console.print(f"[{style}]{status.upper()}[/]  run {outcome.status}  exit {outcome.exit_code}")
@@ -78,7 +81,7 @@ def print_summary(outcome) -> None:
         if lat.get("p99") is not None:
             console.print(f"latency p50 {lat.get('p50')} ms  p99 {lat.get('p99')} ms  max {lat.get('max')} ms"
                           f"   send lag p99 {lag.get('p99')} ms")
-        during = s.get("disruption_outcomes") or {}
+        during = ((s.get("phases") or {}).get("disruption") or {}).get("outcomes") or {}
         fails = {k: v for k, v in during.items() if k != "ok"}
         if during:
             console.print("during the rollout: " + (", ".join(f"{k} {v:,}" for k, v in sorted(fails.items()))

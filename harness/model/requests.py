@@ -190,3 +190,20 @@ def read_requests(run_dir: str | os.PathLike):
     if len(df):
         df = df.sort_values("seq", kind="stable").reset_index(drop=True)
     return df
+
+
+def outcome_codes(table: pa.Table) -> np.ndarray:
+    """Each record's outcome as an index into OUTCOMES (int8). The writer's
+    dictionary is OUTCOMES itself, so its indices are used as they are (no
+    string work per row); an unknown value (a newer writer) maps to other."""
+    if not table.num_rows:
+        return np.array([], dtype=np.int8)
+    col = table.column("outcome").combine_chunks()
+    values = col.dictionary.to_pylist()
+    idx = col.indices.to_numpy(zero_copy_only=False)
+    known = [o.value for o in OUTCOMES]
+    if values == known[: len(values)]:
+        return idx.astype(np.int8)
+    other = known.index("other")
+    remap = np.array([known.index(v) if v in known else other for v in values], dtype=np.int8)
+    return remap[idx]

@@ -3,11 +3,12 @@ re-analysed, re-rendered or gated later, and a crash still leaves data.
 
     reports/<scenario>/<run-id>/
       manifest.json        scenario as loaded, platform, versions, host, clock anchor,
-                           what the generator was asked vs achieved, run status
+                           run status, and under "generator" what the traffic
+                           generator was asked vs achieved (harness.model.summary)
       requests/*.arrow     request records (harness.model.requests)
       events.jsonl         lifecycle events (harness.model.events)
       logs/<pod>.log       app output per pod
-      summary.json         analysis result (harness.analysis)
+      summary.json         analysis result; one writer, harness.analysis.write_summary
       index.html, *.png, junit.xml   the report
 """
 

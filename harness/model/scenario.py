@@ -234,6 +234,9 @@ class Gate(_Model):
     #: the run is inconclusive (not a pass) when the engine fell behind this much
     max_send_lag_p99_ms: float = Field(50, gt=0)
     max_dropped_ratio: float = Field(0.001, ge=0, le=1)
+    #: which failures maxFailedRequests / maxErrorRatio count: every one (strict,
+    #: the default), or only those a standard retrying client would still see
+    count_failures: Literal["all", "clientVisible"] = "all"
 
 
 # ---- platforms --------------------------------------------------------------

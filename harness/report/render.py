@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 
-from harness.analysis import Analysis, analyse
+from harness.analysis import Analysis, write_summary
 from harness.model.outcome import OUTCOMES
-from harness.model.rundir import SUMMARY_FILE, write_json_atomic
 from harness.report import charts
 from harness.report.html import render_html
 from harness.report.junit import write_junit
@@ -37,23 +35,13 @@ def _t_range(a: Analysis) -> tuple[int, int]:
     return (min(ts), max(ts)) if ts else (0, 1)
 
 
-def _previous(run_dir: Path) -> dict[str, Any]:
-    """Keys a summary.json already holds (the engine's), kept when they are not recomputed."""
-    p = run_dir / SUMMARY_FILE
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def write_report(run_dir: str | Path) -> dict[str, Any]:
-    """Analyse ``run_dir`` and write summary.json, the PNGs, index.html and
-    junit.xml into it. Returns the summary (its "verdict" has "status" and
+    """Analyse ``run_dir`` (the analysis writes summary.json) and write the
+    PNGs, index.html and junit.xml into it. Returns the summary (its "verdict" has "status" and
     "exit_code"). Raises BadInput when ``run_dir`` is not a readable run dir."""
-    a = analyse(run_dir)
+    a = write_summary(run_dir)
     out = Path(run_dir)
-    summary = {**_previous(out), **a.summary}
+    summary = a.summary
     bounds = a.run.phase_bounds
     att = a.attributed
     failures = (att["pod"].to_numpy(dtype=object), att["t_ns"].to_numpy(), att["code"].to_numpy())
@@ -62,8 +50,6 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
         "latency": charts.latency_chart(a.timeline, bounds, out / CHART_FILES["latency"]),
         "swimlanes": charts.swimlanes_chart(a.pods, failures, bounds, _t_range(a), out / CHART_FILES["swimlanes"]),
     }
-    summary["report"] = {"html": HTML_FILE, "junit": "junit.xml", "charts": dict(CHART_FILES)}
-    write_json_atomic(out / SUMMARY_FILE, summary)
     html = render_html(summary, a.run.manifest, images, _by_pod_outcome(a), bin_ms=a.timeline.bin_ns / 1e6)
     (out / HTML_FILE).write_text(html, encoding="utf-8")
     write_junit(out, summary)

@@ -52,7 +52,10 @@ def classify_error(exc: BaseException | None, stage: Stage, *, got_bytes: bool =
         if isinstance(exc, ConnectionRefusedError) or code in _REFUSED_ERRNOS:
             return Outcome.REFUSED, _errno.ECONNREFUSED, "connection refused"
         if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)) or code in _RESET_ERRNOS:
-            return Outcome.RESET, code or _errno.ECONNRESET, "connection reset by peer"
+            # whether any response byte had arrived decides if a client may replay it
+            return (Outcome.RESET, code or _errno.ECONNRESET,
+                    "connection reset by peer after a partial response" if got_bytes and stage == "read"
+                    else "connection reset by peer")
         if code == _errno.ETIMEDOUT:
             return (Outcome.CONNECT_TIMEOUT if stage == "connect" else Outcome.READ_TIMEOUT), code, text
         if code in _UNREACHABLE_ERRNOS or isinstance(exc, socket.gaierror):

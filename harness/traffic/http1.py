@@ -9,15 +9,12 @@ complete, message complete); the pod header is read from the header block.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httptools
 
 from harness.errors import BadInput
-
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.traffic.engine import Engine
 
 
 class Target:
@@ -48,27 +45,46 @@ class Target:
         self.pod_header_needles = (b"\r\n" + name + b":", b"\r\n" + name.lower() + b":")
 
     def request(self, seq: int, keepalive: bool) -> bytes:
+        """The request bytes for ``seq`` (the one place they are built)."""
         return b"%b%d%b" % (self.prefix, seq, self.suffix_keepalive if keepalive else self.suffix_close)
 
 
+class ConnOwner(Protocol):
+    """What a connection tells its engine (the whole protocol between them)."""
+
+    def conn_done(self, conn: "Conn") -> None: ...  # a complete response to conn's request
+    def conn_lost(self, conn: "Conn", exc: BaseException | None) -> None: ...  # the connection closed
+    def conn_failed(self, conn: "Conn", exc: BaseException, stage: str) -> None: ...  # malformed response
+    def pod_name(self, raw: bytes) -> str: ...  # the pod header's raw value, decoded once per value
+
+
 class Conn:
-    """One client connection (an asyncio.Protocol) carrying one request at a time."""
+    """One client connection (an asyncio.Protocol) carrying one request at a time.
+
+    The engine drives it with ``send``, ``finish``, ``close`` and ``abort`` and
+    reads the request's state (seq, times, status, pod) from its attributes;
+    the connection reports back through ``ConnOwner``. Neither writes the
+    other's fields.
+    """
 
     __slots__ = (
-        "engine", "transport", "parser", "conn_id", "route_pod", "keepalive", "served",
+        "owner", "transport", "parser", "needles", "pod_names", "conn_id", "route_pod", "keepalive", "served",
         "seq", "sched_ns", "sent_ns", "deadline_ns", "status", "pod", "head", "got_bytes",
         "reusable", "closed",
     )
 
-    def __init__(self, engine: "Engine", conn_id: int, route_pod: str | None, keepalive: bool):
-        self.engine = engine
+    def __init__(self, owner: ConnOwner, conn_id: int, route_pod: str | None, keepalive: bool, *,
+                 pod_header_needles: tuple[bytes, bytes], pod_names: dict[bytes, str]):
+        self.owner = owner
         self.transport = None
         self.parser = httptools.HttpResponseParser(self)
+        self.needles = pod_header_needles
+        self.pod_names = pod_names  # the owner's cache of decoded pod names (read-only here)
         self.conn_id = conn_id
         self.route_pod = route_pod
-        self.keepalive = keepalive
-        self.served = 0
-        self.seq = -1  # -1: idle
+        self.keepalive = keepalive  # a pooled keep-alive connection (else Connection: close)
+        self.served = 0  # responses completed on this connection
+        self.seq = -1  # the request in flight; -1: idle
         self.sched_ns = 0
         self.sent_ns = 0
         self.deadline_ns = 0
@@ -106,30 +122,30 @@ class Conn:
                 self.head = [buf]  # the header block continues in the next chunk
             else:
                 self.head = None
-                needle = self.engine.pod_header_needles[0]
+                needle = self.needles[0]
                 i = buf.find(needle, 0, end)
                 if i < 0:
-                    needle = self.engine.pod_header_needles[1]
+                    needle = self.needles[1]
                     i = buf.find(needle, 0, end)
                     if i < 0:
                         i = buf[:end].lower().find(needle)
                 if i >= 0:
                     start = i + len(needle)
                     raw = buf[start:buf.find(b"\r\n", start, end + 2)]
-                    self.pod = self.engine.pod_names.get(raw) or self.engine.pod_name(raw)
+                    self.pod = self.pod_names.get(raw) or self.owner.pod_name(raw)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.engine.conn_failed(self, ValueError("unexpected protocol upgrade"), "read")
+            self.owner.conn_failed(self, ValueError("unexpected protocol upgrade"), "read")
         except httptools.HttpParserError as exc:
-            self.engine.conn_failed(self, ValueError(f"malformed HTTP response: {exc}"), "read")
+            self.owner.conn_failed(self, ValueError(f"malformed HTTP response: {exc}"), "read")
 
     def eof_received(self):
         return False  # let the transport close; connection_lost reports it
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        self.engine.conn_lost(self, exc)
+        self.owner.conn_lost(self, exc)
 
     def pause_writing(self) -> None:  # requests are tiny; nothing to do
         pass
@@ -142,7 +158,7 @@ class Conn:
         parser = self.parser
         self.status = parser.get_status_code()
         self.reusable = self.reusable and parser.should_keep_alive()
-        self.engine.conn_done(self)
+        self.owner.conn_done(self)
 
     def status_so_far(self) -> int:
         """The status of a response cut short: only if this request got bytes
@@ -165,3 +181,24 @@ class Conn:
         self.head = []
         self.got_bytes = False
         self.transport.write(request)
+
+    def finish(self, *, answered: bool) -> None:
+        """The request in flight is recorded; the connection is idle again.
+        ``answered``: it got a complete response (counts toward reuse)."""
+        if answered:
+            self.served += 1
+        self.seq = -1
+        self.head = None
+
+    def leave_pool(self) -> bool:
+        """No more requests go on this connection; True if it was pooled."""
+        was, self.keepalive = self.keepalive, False
+        return was
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,55 +1,60 @@
-"""What the generator did, from the records on disk: counts by outcome, the
-rate it achieved versus the rate it was asked, send lag and latency.
-
-These are the traffic engine's summary.json keys; the analysis stage adds
-to them. Latency counts from the *scheduled* time (coordinated omission
-corrected) over every request that was sent, failures included.
+"""What the generator did, from its records on disk: the rate it achieved
+versus the rate it was asked, its send lag and what it dropped. This is the
+manifest's ``generator`` section (harness.model.summary.Generator); the
+statistics are harness.model.stats', the same the analysis reports.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
-import numpy as np
 import pyarrow as pa
 
-from harness.model.outcome import OUTCOMES, Outcome
+from harness.model.requests import outcome_codes
+from harness.model.stats import request_stats
+from harness.model.summary import Generator
+from harness.traffic.engine import EngineResult
 
 
-def _q(values: np.ndarray, qs: dict[str, float]) -> dict[str, float | None]:
-    if values.size == 0:
-        return {k: None for k in qs}
-    out = np.quantile(values, list(qs.values()), method="higher") if values.size else []
-    return {k: round(float(v), 3) for k, v in zip(qs, out)}
-
-
-def summarize(table: pa.Table, *, start_ns: int, end_ns: int, asked_rate: float) -> dict[str, Any]:
-    n = table.num_rows
-    duration_s = max((end_ns - start_ns) / 1e9, 1e-9)
-    if n:
-        codes = table.column("outcome").combine_chunks()
-        idx = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        dictionary = [str(x) for x in codes.dictionary.to_pylist()]
-        counts_by_name = {dictionary[i]: int(c) for i, c in enumerate(np.bincount(idx, minlength=len(dictionary))) if c}
+def schedule_span(table: pa.Table, results: Sequence[EngineResult]) -> tuple[int, int]:
+    """[start, end) of the schedule: from the engines when they reported,
+    else (a worker died) from the records."""
+    if results:
+        return min(r.start_ns for r in results), max(r.end_ns for r in results)
+    if table.num_rows:
         sched = table.column("scheduled_ns").to_numpy()
+        return int(sched.min()), int(sched.max())
+    return 0, 0
+
+
+def generator_figures(table: pa.Table, results: Sequence[EngineResult], *, asked_rate: float, workers: int,
+                      records_complete: bool, max_lag_ms: float | None = None) -> Generator:
+    start, end = schedule_span(table, results)
+    duration_s = max((end - start) / 1e9, 1e-9)
+    if table.num_rows:
         sent = table.column("sent_ns").to_numpy()
-        ended = table.column("ended_ns").to_numpy()
+        stats = request_stats(outcome_codes(table), table.column("scheduled_ns").to_numpy(), sent,
+                              table.column("ended_ns").to_numpy())
+        n_sent = int((sent >= 0).sum())
     else:
-        counts_by_name = {}
-        sched = sent = ended = np.empty(0, dtype=np.int64)
-    outcomes = {o.value: counts_by_name.get(o.value, 0) for o in OUTCOMES if counts_by_name.get(o.value, 0)}
-    ok = outcomes.get(Outcome.OK.value, 0)
-    was_sent = sent >= 0
-    lag_ms = (sent[was_sent] - sched[was_sent]) / 1e6
-    lat_ms = (ended[was_sent] - sched[was_sent]) / 1e6
-    return {
-        "total": int(n),
-        "failed": int(n - ok),
-        "outcomes": outcomes,
+        import numpy as np
+
+        empty = np.empty(0, dtype=np.int64)
+        stats = request_stats(empty, empty, empty, empty)
+        n_sent = 0
+    gen: Generator = {
         "asked_rate": float(asked_rate),
-        "achieved_rate": round(float(was_sent.sum()) / duration_s, 3),
+        "achieved_rate": round(n_sent / duration_s, 3),
         "duration_s": round(duration_s, 3),
-        "dropped": int(outcomes.get(Outcome.DROPPED.value, 0)),
-        "send_lag_ms": _q(lag_ms, {"p50": 0.5, "p99": 0.99, "max": 1.0}),
-        "latency_ms": _q(lat_ms, {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}),
+        "send_lag_ms": stats["send_lag_ms"],
+        "dropped": stats["dropped"],
+        "total": stats["total"],
+        "workers": workers,
+        "cpu_s": round(sum(r.cpu_s for r in results), 3),
+        "interrupted": any(r.interrupted for r in results),
+        "records_complete": records_complete,
     }
+    if max_lag_ms is not None:
+        gen["max_lag_ms"] = max_lag_ms
+        gen["fell_behind"] = stats["dropped"] > 0 or (stats["send_lag_ms"]["p99"] or 0) > max_lag_ms
+    return gen

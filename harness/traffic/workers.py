@@ -1,23 +1,33 @@
-"""Run the engine in N worker processes, each with its own event loop and
-connections, on the one run clock (CLOCK_MONOTONIC is system-wide), then
-summarise their merged records.
+"""Engine workers in N processes, each with its own event loop and
+connections, on the one run clock (CLOCK_MONOTONIC is system-wide).
 
 Worker ``w`` of ``n`` sends the global seqs ``w, w+n, ...``; all start at a
-common ``start_ns`` a little in the future so their schedules line up.
+common ``start_ns`` a little in the future so their schedules line up. The
+parent drives them from its own event loop (``WorkerPool.run``), so the same
+code serves ``load`` and ``run``: it answers each worker's route questions
+with the platform's resolver (harness.traffic.routes), reads their progress
+from shared counters, and tells them to stop (drain) or abort over a pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
-import os
 import signal
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
+
+import anyio
 
 from harness.model.clock import RunClock
 from harness.model.outcome import OUTCOMES
+from harness.model.routing import Resolver
 from harness.traffic.engine import Engine, EngineConfig, EngineResult, LiveStats
+from harness.traffic.routes import RouteClient, serve_routes
+
+#: shared progress slots per worker: issued, completed, lag_max_ns, connections, then counts by outcome
+LIVE_SLOTS = 4 + len(OUTCOMES)
+STOP, ABORT, READY = "stop", "abort", "ready"
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -28,14 +38,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_on_fast_loop(coro_fn: Callable[[], object]):
+def run_on_fast_loop(coro_fn):
     """Run ``coro_fn()`` on uvloop (or asyncio) until it completes."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro_fn())
-
-
-#: shared progress slots per worker: issued, completed, lag_max_ns, connections, then counts by outcome
-LIVE_SLOTS = 4 + len(OUTCOMES)
 
 
 def publish_live(live: LiveStats, shared) -> None:
@@ -48,76 +54,150 @@ def publish_live(live: LiveStats, shared) -> None:
 
 
 def _worker_main(config: EngineConfig, clock: dict, out_dir: str, worker: int, workers: int,
-                 conn, shared) -> None:
+                 control: Connection, route_conn: Connection | None, shared) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides (stop, then abort).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     clk = RunClock.from_dict(clock)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop handles it
-    conn.send("ready")  # imports done; the parent picks one start time for all
-    start_ns = conn.recv()
+    control.send(READY)  # imports done; the parent picks one start time for all
+    start_ns = control.recv()
 
     async def main() -> EngineResult:
-        engine = Engine(config, clock=clk, out_dir=out_dir, worker=worker, workers=workers, start_ns=start_ns)
+        routes = RouteClient(route_conn) if route_conn is not None else None
+        engine = Engine(config, clock=clk, out_dir=out_dir, worker=worker, workers=workers, routes=routes,
+                        start_ns=start_ns)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, engine.stop)
         loop.add_signal_handler(signal.SIGTERM, engine.stop)
 
-        def tick():
+        def on_control() -> None:
+            try:
+                msg = control.recv()
+            except (EOFError, OSError):  # the parent is gone: stop, then abort what is left
+                loop.remove_reader(control.fileno())
+                msg = ABORT
+            engine.stop()
+            if msg == ABORT:
+                engine.stop()  # the second call aborts what is in flight
+
+        loop.add_reader(control.fileno(), on_control)
+
+        def tick() -> None:
             publish_live(engine.live, shared)
             loop.call_later(0.25, tick)
 
         tick()
-        return await engine.run()
+        try:
+            return await engine.run()
+        finally:
+            publish_live(engine.live, shared)
+            loop.remove_reader(control.fileno())
+            if routes is not None:
+                routes.close()
 
     result = run_on_fast_loop(main)
-    conn.send(result)
-    conn.close()
+    control.send(result)
+    control.close()
 
 
-def run_workers(config: EngineConfig, *, clock: RunClock, out_dir: str | Path, workers: int,
-                start_delay_s: float = 0.05, on_tick: Callable[[list], None] | None = None) -> list[EngineResult]:
-    """Blocking: run ``workers`` processes to the end of ``config.duration``.
-    ``on_tick(shared_slots)`` is called about 4 times a second for progress."""
-    ctx = mp.get_context("spawn")
-    procs = []
-    slots = []
-    for w in range(workers):
-        parent, child = ctx.Pipe(duplex=True)
-        shared = ctx.Array("q", LIVE_SLOTS, lock=False)
-        p = ctx.Process(target=_worker_main, name=f"engine-worker-{w}",
-                        args=(config, clock.as_dict(), str(out_dir), w, workers, child, shared), daemon=True)
-        p.start()
-        child.close()
-        procs.append((p, parent))
-        slots.append(shared)
-    results: list[EngineResult] = []
+async def _recv(conn: Connection, timeout: float | None = None):
+    """The next message on ``conn`` without blocking the loop; EOFError when
+    the other end is gone (the worker died)."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def ready() -> None:
+        if fut.done():
+            return
+        try:
+            fut.set_result(conn.recv())
+        except (EOFError, OSError) as exc:
+            fut.set_exception(EOFError(str(exc)))
+
+    loop.add_reader(conn.fileno(), ready)
     try:
-        for p, parent in procs:
-            if not parent.poll(60) or parent.recv() != "ready":
-                raise RuntimeError(f"engine worker {p.name} did not start")
-        start_ns = clock.now() + int(start_delay_s * 1e9)
-        for _, parent in procs:
-            parent.send(start_ns)
-        for p, parent in procs:
-            while not parent.poll(0.25):
-                if on_tick:
-                    on_tick(slots)
-                if not p.is_alive() and not parent.poll(0):
-                    break
-            try:
-                results.append(parent.recv())
-            except EOFError:
-                pass  # the worker died; its records so far are on disk
-            p.join()
-    except KeyboardInterrupt:
-        # Ask every worker to stop scheduling and flush; give in-flight requests their timeout.
-        for p, _ in procs:
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
-        for p, parent in procs:
-            p.join(config.read_timeout + 3)
-        raise
+        async with asyncio.timeout(timeout):
+            return await fut
     finally:
-        for p, _ in procs:
+        loop.remove_reader(conn.fileno())
+
+
+class WorkerPool:
+    """N engine processes driven from the caller's event loop."""
+
+    def __init__(self, config: EngineConfig, *, clock: RunClock, out_dir: str | Path, workers: int,
+                 resolver: Resolver | None = None, start_delay_s: float = 0.05, start_timeout_s: float = 60.0):
+        self.config = config
+        self.clock = clock
+        self.out_dir = str(out_dir)
+        self.workers = workers
+        self.resolver = resolver
+        self.start_delay_s = start_delay_s
+        self.start_timeout_s = start_timeout_s
+        self.slots: list = []
+        self._procs: list[tuple[mp.Process, Connection, Connection | None]] = []
+
+    def tell(self, msg: str) -> None:
+        """STOP: stop scheduling, let in-flight requests finish; ABORT: abort them."""
+        for p, control, _ in self._procs:
+            if p.is_alive():
+                try:
+                    control.send(msg)
+                except OSError:
+                    pass
+
+    async def run(self) -> list[EngineResult]:
+        """Start the workers, wait for all of them; the records are on disk.
+        Cancelled: the workers abort, flush and exit (killed if they do not)."""
+        ctx = mp.get_context("spawn")
+        loop = asyncio.get_running_loop()
+        for w in range(self.workers):
+            parent, child = ctx.Pipe(duplex=True)
+            route_parent = route_child = None
+            if self.resolver is not None:
+                route_parent, route_child = ctx.Pipe(duplex=True)
+            shared = ctx.Array("q", LIVE_SLOTS, lock=False)
+            p = ctx.Process(target=_worker_main, name=f"engine-worker-{w}", daemon=True,
+                            args=(self.config, self.clock.as_dict(), self.out_dir, w, self.workers, child,
+                                  route_child, shared))
+            p.start()
+            child.close()
+            if route_child is not None:
+                route_child.close()
+            self._procs.append((p, parent, route_parent))
+            self.slots.append(shared)
+        results: list[EngineResult] = []
+        try:
+            for p, control, _ in self._procs:
+                if await _recv(control, self.start_timeout_s) != READY:
+                    raise RuntimeError(f"engine worker {p.name} did not start")
+            for _, _, route_conn in self._procs:
+                if route_conn is not None:
+                    serve_routes(loop, route_conn, self.resolver)
+            start_ns = self.clock.now() + int(self.start_delay_s * 1e9)
+            for _, control, _ in self._procs:
+                control.send(start_ns)
+            for p, control, _ in self._procs:
+                try:
+                    results.append(await _recv(control))
+                except EOFError:
+                    pass  # the worker died; its records so far are on disk
+        except BaseException:
+            self.tell(ABORT)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):  # a cancelled run still reaps its workers
+                await self._reap(loop)
+        return results
+
+    async def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        for p, control, route_conn in self._procs:
+            if route_conn is not None:
+                loop.remove_reader(route_conn.fileno())
+            deadline = loop.time() + 3.0
+            while p.is_alive() and loop.time() < deadline:
+                await asyncio.sleep(0.02)
             if p.is_alive():
                 p.kill()
-                p.join(2)
-    return results
+            p.join(2)
+            control.close()
+            if route_conn is not None:
+                route_conn.close()

@@ -165,7 +165,9 @@ def rollout(root: Path, mistake: str) -> Path:
             b.app(sig + 0.002, pod, "draining").app(sig + 0.003, pod, "listener_closed")
             b.app(sig + 0.02, pod, "inflight_drained").app(sig + 0.021, pod, "exiting", code=0)
             end = sig + 0.021
-        b.event(end + 0.005, pod, EventKind.APP_EXITED, exit_code=137 if mistake == "short-grace" else 0)
+        # as the sample app: 143 (128 + SIGTERM) without a graceful shutdown, 137 when SIGKILLed
+        code = {"short-grace": 137, "no-graceful-shutdown": 143}.get(mistake, 0)
+        b.event(end + 0.005, pod, EventKind.APP_EXITED, exit_code=code)
         ends[pod] = end
     def visible(t: float) -> list[str]:
         out = [p for p, d in old.items() if t < d + 1.0]
@@ -210,5 +212,6 @@ def rollout(root: Path, mistake: str) -> Path:
     elif mistake == "keepalive-cut":
         for pod in old:
             e = ends[pod]
-            b.request(e - 0.018, Outcome.RESET, route_pod=pod, conn_id=ka[pod], reused=True, latency_ms=2)
+            # in flight for 35 ms (the server was working on it) when the RST came
+            b.request(e - 0.053, Outcome.RESET, route_pod=pod, conn_id=ka[pod], reused=True, latency_ms=35)
     return b.write()

@@ -113,11 +113,27 @@ def test_connect_timeout_goes_to_the_pod_whose_process_is_gone(tmp_path):
     assert (row["pod"], row["how"], row["phase"]) == ("api-a1", "endpoints", "terminating")
 
 
-def test_two_pods_in_the_same_state_make_an_ambiguous_pick(tmp_path):
+def test_two_pods_in_the_same_state_are_ambiguous_not_a_guess(tmp_path):
+    # both pods stopped listening at nearly the same moment: the evidence cannot separate them
     b = _two_pods(tmp_path)
     b.event(2, "api-a2", EventKind.DELETION_REQUESTED).event(2, "api-a2", EventKind.SIGTERM_SENT)
     b.app(2.001, "api-a2", "listener_closed").app(2.01, "api-a2", "exiting")
     b.event(3, "api-a2", EventKind.ENDPOINT_REMOVED)
     b.request(2.2, Outcome.REFUSED, route_pod="api-a2", sent=False)
     row = _failures(b).iloc[0]
-    assert row["pod"] in ("api-a1", "api-a2") and row["ambiguous"]
+    assert row["pod"] is None and row["how"] == "ambiguous" and row["ambiguous"]
+    assert set(row["candidates"].split(" | ")) == {"api-a1", "api-a2"}
+    # both candidates were terminating: the phase still holds
+    assert row["phase"] == "terminating"
+
+
+def test_an_exited_pod_beats_one_merely_signalled(tmp_path):
+    # api-a1 had exited (certainly not listening); api-a2, an app that logs nothing, had just got
+    # its stop signal (most servers close their listener soon after it, uvicorn ~0.1 s later): the
+    # refusal is api-a1's, as the real runs' ground truth showed
+    b = _two_pods(tmp_path)
+    b.event(2.3, "api-a2", EventKind.DELETION_REQUESTED).event(2.3, "api-a2", EventKind.SIGTERM_SENT)
+    b.event(2.7, "api-a2", EventKind.APP_EXITED, exit_code=143)
+    b.request(2.35, Outcome.REFUSED, route_pod="api-a1", sent=False)
+    row = _failures(b).iloc[0]
+    assert (row["pod"], row["how"], row["ambiguous"]) == ("api-a1", "endpoints", False)

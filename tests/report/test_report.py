@@ -111,11 +111,17 @@ def test_report_of_an_empty_run(tmp_path):
     assert "INCONCLUSIVE" in html and "no requests were recorded" in html
 
 
-def test_report_keeps_the_engine_keys_it_does_not_recompute(tmp_path):
+def test_summary_has_one_writer_the_analysis(tmp_path):
+    """A stale summary.json (say, from an older harness) is replaced, not merged:
+    the engine's figures come from the manifest's generator section."""
     d = rollout(tmp_path / "run", "best-practice")
-    (d / "summary.json").write_text(json.dumps({"asked_rate": 100, "engine_only": 7}))
+    (d / "summary.json").write_text(json.dumps({"asked_rate": 1, "engine_only": 7}))
     s = write_report(d)
-    assert s["engine_only"] == 7
+    on_disk = json.loads((d / "summary.json").read_text())
+    assert "engine_only" not in s and "engine_only" not in on_disk
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert on_disk["asked_rate"] == manifest["generator"]["asked_rate"] == 200
+    assert on_disk["generator"] == manifest["generator"]
 
 
 def test_compare_writes_one_page_and_one_png(tmp_path, reports):

@@ -10,10 +10,8 @@ def test_scheduled_time_is_fixed_in_advance(rate, seq, expected):
     assert scheduled_ns(seq, start_ns=0, rate=rate) == expected
 
 
-def test_workers_interleave_to_the_single_worker_schedule():
-    rate, n = 1000, 3
-    merged = sorted(scheduled_ns(s, start_ns=0, rate=rate) for w in range(n) for s in range(w, 30, n))
-    assert merged == [scheduled_ns(s, start_ns=0, rate=rate) for s in range(30)]
+# How workers interleave (worker w of n sends seqs w, w+n, ... on this schedule) is
+# tested on the engine itself: tests/traffic/test_engine.py::test_worker_w_of_n_...
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.25, 0.5, 0.9, 1.0])

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from harness.errors import BadInput, PlatformError
+from harness.errors import BadInput, ObservationIncomplete, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind as K
 from harness.model.events import EventWriter, SourceKind
@@ -42,12 +42,16 @@ from harness.platforms.kubernetes.podlogs import LogFollower
 from harness.platforms.kubernetes.podtrack import PodTracker, Step
 from harness.platforms.kubernetes.rollout import Phase, rollout_state
 from harness.platforms.kubernetes.watch import ResourceWatch
+from harness.platforms.kubernetes.workload import workload_facts
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 RAW_WATCH_FILE = "kube-watch.jsonl"
+#: a deleted pod must be seen to end within its grace period plus this (the
+#: kubelet's SIGKILL, the container runtime and the watch all take a moment)
+END_MARGIN_S = 15.0
 
 
 class KubernetesPlatform:
@@ -79,6 +83,7 @@ class KubernetesPlatform:
         self.endpoints = EndpointTracker(clock=clock)
         #: traffic.via: ingress -- the proxy's own view of the endpoints (a polling thread)
         self.ingress_view: ingress_mod.IngressView | None = None
+        self._workload: dict[str, Any] = {}
 
     # ---- the seam -----------------------------------------------------------
     async def __aenter__(self) -> "KubernetesPlatform":
@@ -121,9 +126,14 @@ class KubernetesPlatform:
             "server_version": version.get("gitVersion", ""), "mode": self.mode,
             "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
             "namespace_per_run": self._owns_namespace, "run_label": self.run_label,
-            "rounding": self._notes})
+            "rounding": self._notes, "workload": self._workload})
 
     async def disrupt(self) -> None:
+        """Trigger the rollout; return once it is complete and every pod it
+        deleted has been seen to end (the observation window closes only
+        then: a pod still in its preStop can still drop requests)."""
+        old = self.pods.live_pods()
+        since = self.clock.now()
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
         self.events.emit(self.clock.now(), "", K.ROLLOUT_STARTED, SourceKind.HARNESS,
                          type=self.sc.disruption.type, patch=patch)
@@ -133,6 +143,37 @@ class KubernetesPlatform:
         self.events.emit(self.clock.now(), "", K.ROLLOUT_COMPLETE, SourceKind.HARNESS,
                          updated=state.updated, available=state.available, replicas=state.desired,
                          replica_set=await self._new_replica_set())
+        await self._until_deleted_pods_ended(old, since)
+
+    async def _until_deleted_pods_ended(self, old: set[str], since_ns: int) -> None:
+        """Wait until every old pod, and every pod deleted since ``since_ns``,
+        has ended; a pod that does not within its grace period + END_MARGIN_S
+        makes the run inconclusive (PlatformError naming it)."""
+        complete_ns = self.clock.now()
+        grace_default = float(self._workload.get("termination_grace_period_seconds")
+                              or self.sc.deployment.termination_grace_period_seconds)
+        while True:
+            ends = self.pods.terminations()
+            waiting = []
+            for name in sorted(old | {n for n, t in ends.items()
+                                      if t.deletion_seen_ns is not None and t.deletion_seen_ns >= since_ns}):
+                t = ends.get(name)
+                if t is not None and t.ended:
+                    continue
+                start = t.deletion_seen_ns if t is not None and t.deletion_seen_ns is not None else complete_ns
+                grace = t.grace_s if t is not None and t.grace_s is not None else grace_default
+                waiting.append((name, start, grace))
+            if not waiting:
+                return
+            now = self.clock.now()
+            self._progress = f"rolled out; waiting for {len(waiting)} deleted pod(s) to end ({waiting[0][0]})"
+            for name, start, grace in waiting:
+                if now - start > (grace + END_MARGIN_S) * 1e9:
+                    seen = "its deletion was seen" if start != complete_ns else "the rollout completed"
+                    raise ObservationIncomplete(
+                        f"kubernetes: pod {name} was not seen to end within its grace period ({grace:g} s) "
+                        f"+ {END_MARGIN_S:g} s after {seen}: the run did not observe its whole termination")
+            await anyio.sleep(POLL_S)
 
     async def teardown(self) -> None:
         if self._torn_down:
@@ -166,6 +207,7 @@ class KubernetesPlatform:
                 continue
             await self._call(api.create, resource, self.namespace, obj)
             self._created.append((resource, obj["metadata"]["name"]))
+        self._workload = workload_facts(rendered.deployment, self.container)
         svc = await self._call(api.get, "services", self.namespace, self.deployment)
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
@@ -203,6 +245,7 @@ class KubernetesPlatform:
             raise
         tmpl = dep.get("spec", {}).get("template", {})
         self.container = ((tmpl.get("spec", {}).get("containers") or [{}])[0]).get("name", "")
+        self._workload = workload_facts(dep, self.container)
         match = dep.get("spec", {}).get("selector", {}).get("matchLabels") or {}
         if not match:
             raise BadInput(f"kubernetes.target: Deployment {self.deployment!r} has no selector.matchLabels")

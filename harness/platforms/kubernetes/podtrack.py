@@ -7,6 +7,10 @@ startup probe passed, Ready true/false, deletion requested (the
 deletionTimestamp appears), container exited (exit code and reason), pod
 deleted. Feeding it the same object twice, or an object from a re-list,
 reports nothing new, so resumed and re-listed watches never duplicate steps.
+
+It also keeps, per pod name, when its deletion and its end (a container
+terminated during the deletion, or the pod object gone) were seen: the
+platform closes the disruption only once every deleted pod has ended.
 """
 
 from __future__ import annotations
@@ -43,6 +47,18 @@ class _PodState:
     grace_s: float | None = None
 
 
+@dataclass
+class Termination:
+    """A deleted pod's end as the watch saw it (run clock, on arrival)."""
+
+    pod: str
+    deletion_seen_ns: int | None = None
+    grace_s: float | None = None
+    #: a container terminated during the deletion, or the pod object went away
+    ended: bool = False
+    how: str = ""
+
+
 def _condition(pod: dict, ctype: str) -> dict | None:
     for c in pod.get("status", {}).get("conditions") or []:
         if c.get("type") == ctype:
@@ -70,6 +86,7 @@ class PodTracker:
         self._on_started = on_container_started
         self._waiting: dict[str, str] = {}
         self._prestop: dict[str, bool] = {}  # by pod name, kept after deletion
+        self._ends: dict[str, Termination] = {}  # by pod name, kept after deletion
 
     # -- queries (any thread)
     def ready_pods(self) -> set[str]:
@@ -87,6 +104,16 @@ class PodTracker:
     def container_running(self, pod: str, container: str) -> bool:
         with self._lock:
             return any(p.name == pod and container in p.running for p in self._pods.values())
+
+    def terminations(self) -> dict[str, Termination]:
+        """Every pod whose deletion or end was seen, by name (copies)."""
+        with self._lock:
+            return {k: Termination(**vars(v)) for k, v in self._ends.items()}
+
+    def _end(self, name: str, how: str) -> None:
+        t = self._ends.setdefault(name, Termination(name))
+        if not t.ended:
+            t.ended, t.how = True, how
 
     def waiting_problems(self) -> dict[str, str]:
         """Pods whose container waits for a reason that will not fix itself."""
@@ -129,6 +156,8 @@ class PodTracker:
             self._waiting.pop(meta.get("name", ""), None)
         if st is not None:
             steps.append(Step(st.name, K.POD_DELETED, {"missed_on_watch": True} if missed else {}))
+            with self._lock:
+                self._end(st.name, "pod deleted")
         return steps
 
     # -- transitions
@@ -183,6 +212,8 @@ class PodTracker:
             detail["signal"] = term["signal"]
         if term.get("startedAt"):
             detail["started_at"] = term["startedAt"]
+        if st.deletion:
+            self._end(st.name, f"container {cname} terminated")
         return [Step(st.name, K.APP_EXITED, detail)] + self._sigkilled(st, term)
 
     def _sigkilled(self, st: _PodState, term: dict) -> list[Step]:
@@ -220,6 +251,8 @@ class PodTracker:
         grace = meta.get("deletionGracePeriodSeconds")
         st.grace_s = float(grace) if grace is not None else None
         st.deletion_seen_ns = self._now() if self._now is not None else None
+        end = self._ends.setdefault(st.name, Termination(st.name))
+        end.deletion_seen_ns, end.grace_s = st.deletion_seen_ns, st.grace_s
         detail: dict[str, Any] = {"deletion_timestamp": deadline, "grace_period_seconds": grace}
         parsed = apitime.parse(deadline)
         if parsed and grace is not None and self._clock is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from harness.errors import PlatformError
+from harness.errors import ObservationIncomplete, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
@@ -31,6 +31,8 @@ from harness.platforms.local.rollout import RSCounts, recreate_step, rollout_com
 
 #: how often the controller re-checks even without a pod change
 RESYNC_S = 0.25
+#: a deleted pod must have ended within its grace period plus this
+END_MARGIN_S = 10.0
 
 
 class LocalPlatform:
@@ -166,11 +168,29 @@ class LocalPlatform:
         await self._reconcile()
         self.events.emit(self.clock.now(), "", EventKind.ROLLOUT_COMPLETE, revision=self.template.revision)
         self.state = "rolled out; old pods terminating"
-        await self._until(lambda: all(p.gone for p in self.pods if p.deleting) and self.proxy.next_due_ns() is None
-                          and (self.ingress is None or self.ingress.settled),
-                          "old pods to terminate and endpoints to settle",
-                          limit_s=d.termination_grace_period_seconds + 30)
+        await self._until_deleted_pods_ended()
+        await self._until(lambda: self.proxy.next_due_ns() is None and (self.ingress is None or self.ingress.settled),
+                          "endpoints to settle")
         self.state = "rolled out"
+
+    async def _until_deleted_pods_ended(self) -> None:
+        """The observation window closes only when every deleted pod's
+        process has exited (and the pod is gone); one that has not within
+        its grace period + END_MARGIN_S makes the run inconclusive."""
+        limit_ns = int((self.scenario.deployment.termination_grace_period_seconds + END_MARGIN_S) * 1e9)
+        while True:
+            raise_if_failed(self.pods)
+            waiting = [p for p in self.pods if p.deleting and not p.gone]
+            if not waiting:
+                return
+            now = self.clock.now()
+            for p in waiting:
+                if now - p.deletion_ns > limit_ns:
+                    raise ObservationIncomplete(
+                        f"pod {p.name} did not end within its grace period "
+                        f"({self.scenario.deployment.termination_grace_period_seconds:g} s) + {END_MARGIN_S:g} s "
+                        "after its deletion: the run did not observe its whole termination")
+            await anyio.sleep(0.02)
 
     # ---- controller ------------------------------------------------------------------------
     def _counts(self) -> tuple[list[Pod], list[Pod], RSCounts, RSCounts]:

@@ -33,8 +33,26 @@ _PR_SET_PDEATHSIG = 1
 _libc = None
 
 
+def _default_signals_prefix() -> list[str]:
+    """A container starts with every signal at its default action (runc resets
+    them); a child of this process would inherit whatever the harness's own
+    parent ignored (an interactive shell or a CI runner often ignores
+    SIGQUIT, so a server whose documented reaction to SIGQUIT is to die
+    would survive it here). GNU env >= 8.31 resets them before the exec."""
+    env = shutil.which("env")
+    if env is None:
+        return []
+    try:
+        ok = subprocess.run([env, "--default-signal", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return [env, "--default-signal", "--"] if ok else []
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     global _libc
+    for sig in (signal.SIGQUIT, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         if _libc is None:
             _libc = ctypes.CDLL(None, use_errno=True)
@@ -179,6 +197,7 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.setpriv = shutil.which("setpriv")
+        self.default_signals = _default_signals_prefix()
 
     def _serve(self) -> None:
         while True:  # this thread must never die: the children's death signal is tied to it
@@ -201,7 +220,7 @@ class _Spawner:
                 self._thread = threading.Thread(target=self._serve, name="replica-spawner", daemon=True)
                 self._thread.start()
         if self.setpriv:
-            argv = [self.setpriv, "--pdeathsig", "KILL", "--", *argv]
+            argv = [self.setpriv, "--pdeathsig", "KILL", "--", *self.default_signals, *argv]
         else:
             kwargs["preexec_fn"] = _die_with_parent
         loop = asyncio.get_running_loop()

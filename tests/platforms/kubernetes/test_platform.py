@@ -157,3 +157,87 @@ def test_image_not_loaded_fails_before_load_with_the_fix(make):
     with pytest.raises(BadInput, match="make kind-load"):
         run(p, disrupt=False)
     assert api.calls[-1][0] == "delete_namespace"
+
+
+# ---- observation completeness: the disruption ends when every deleted pod has ended ----------
+
+def _pod(name, *, deleting=False, terminated=None, prestop=True):
+    meta = {"uid": f"u-{name}", "name": name, "labels": {"pod-template-hash": "old"}}
+    if deleting:
+        meta.update(deletionTimestamp="2026-11-26T04:41:00Z", deletionGracePeriodSeconds=1)
+    state = {"terminated": terminated} if terminated else {"running": {"startedAt": "2026-11-26T04:40:00Z"}}
+    spec = {"containers": [{"name": "app", **({"lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}}}
+                                              if prestop else {})}]}
+    return {"metadata": meta, "spec": spec, "status": {"containerStatuses": [{"name": "app", "state": state}]}}
+
+
+class Terminating(Cluster):
+    """The rollout completes at once, as the Deployment status says once the
+    old pods are terminating; the old pod ends ``end_after_s`` later (never: None)."""
+
+    def __init__(self, platform_box, end_after_s):
+        super().__init__()
+        self.script_list("pods", [_pod("api-old-0")], "5")
+        self.box, self.end_after_s = platform_box, end_after_s
+        self.ended_at = None
+
+    def patch(self, resource, namespace, name, body):
+        dep = super().patch(resource, namespace, name, body)
+        tracker = self.box[0].pods
+        tracker.update(_pod("api-old-0", deleting=True))  # its deletion, as the watch would deliver it
+
+        def end():
+            import time as _t
+            self.ended_at = _t.monotonic()
+            tracker.update(_pod("api-old-0", deleting=True, terminated={"exitCode": 0, "containerID": "c1"}))
+        if self.end_after_s is not None:
+            threading.Timer(self.end_after_s, end).start()
+        return dep
+
+
+def test_disrupt_returns_only_after_every_deleted_pod_has_ended(make):
+    import time
+
+    box = []
+    api = Terminating(box, end_after_s=0.6)
+    p, _ = make(api)
+    box.append(p)
+    run(p)
+    returned = time.monotonic()
+    assert api.ended_at is not None and returned >= api.ended_at
+    assert "api-old-0" in p.pods.terminations() and p.pods.terminations()["api-old-0"].ended
+
+
+def test_a_deleted_pod_not_seen_to_end_makes_the_run_inconclusive_naming_it(make, monkeypatch):
+    from harness.errors import ObservationIncomplete
+    from harness.platforms.kubernetes import platform as plat
+
+    monkeypatch.setattr(plat, "END_MARGIN_S", 0.3)  # grace 1 s (the pod's own) + 0.3 s
+    box = []
+    api = Terminating(box, end_after_s=None)
+    p, _ = make(api)
+    box.append(p)
+    with pytest.raises(ObservationIncomplete, match=r"pod api-old-0 was not seen to end within its grace period \(1 s\)"):
+        run(p)
+
+
+def test_the_live_deployment_spec_is_recorded_for_the_analysis(make):
+    import json
+
+    api = Cluster()
+    api.objects[("deployments", "shop")] = {
+        "metadata": {"name": "shop", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
+                 "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {
+                     "terminationGracePeriodSeconds": 45,
+                     "containers": [{"name": "web", "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
+                                     "readinessProbe": {"httpGet": {"path": "/healthz", "port": 80}}}]}}}}
+    api._status(api.objects[("deployments", "shop")])
+    p, run_dir = make(api, mode="target", target={"deployment": "shop", "namespace": "prod", "url": "x"})
+    (run_dir).mkdir(parents=True, exist_ok=True)
+    (run_dir / "manifest.json").write_text("{}")
+    run(p, disrupt=False)
+    w = json.loads((run_dir / "manifest.json").read_text())["kubernetes"]["workload"]
+    assert w["termination_grace_period_seconds"] == 45
+    assert w["prestop"] == {"kind": "exec", "seconds": 10.0, "command": ["sleep", "10"], "text": "exec sleep 10"}
+    assert w["readiness_probe"]["path"] == "/healthz"

@@ -54,3 +54,31 @@ def test_every_deleted_pod_left_the_endpoints(steps):
     for _, pod, kind, _ in steps:
         if kind == "pod_deleted" and first(steps, pod, "endpoint_added") is not None:
             assert first(steps, pod, "endpoint_removed") is not None, pod
+
+
+@pytest.mark.parametrize("name", RECORDINGS)
+def test_every_deleted_pod_is_seen_to_end_and_a_cut_stream_is_not(name):
+    """What the platform waits on before it closes the disruption: every pod
+    whose deletion the watch saw has ended (a container terminated during the
+    deletion, or the pod object went away). A stream cut before the exit
+    (the run ended mid-preStop) leaves those pods not ended."""
+    from tests.platforms.kubernetes.fakekube import FakeKube
+    from tests.platforms.kubernetes.test_watch import run_watch, straight
+
+    rec = load(name)
+    full = PodTracker(now=lambda: 1)
+    run_watch(straight(rec, "pods"), "pods", full, 1)
+    ends = full.terminations()
+    deleted = {p for p, t in ends.items() if t.deletion_seen_ns is not None}
+    assert deleted, name
+    assert all(ends[p].ended for p in deleted), {p: vars(t) for p, t in ends.items()}
+
+    events = rec.events("pods")
+    cut_at = next(i for i, (_, e) in enumerate(events) if e["object"]["metadata"].get("deletionTimestamp")) + 1
+    first = rec.lists("pods")[0]
+    kube = FakeKube().script_list("pods", first["items"], first["resourceVersion"], first["t_ns"])
+    kube.script_watch("pods", *events[:cut_at])
+    cut = PodTracker(now=lambda: 1)
+    run_watch(kube, "pods", cut, 1)
+    waiting = [p for p, t in cut.terminations().items() if t.deletion_seen_ns is not None and not t.ended]
+    assert waiting, "a stream cut right after a deletion must leave that pod not ended"

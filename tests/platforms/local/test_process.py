@@ -1,6 +1,7 @@
 """Replica process helpers: ports, exit codes, the app's log lines."""
 
 import random
+import signal
 import socket
 
 import pytest
@@ -54,3 +55,29 @@ def test_exit_codes_as_a_container_runtime_reports_them(returncode, code):
 def test_only_json_lifecycle_lines_become_events(line, event):
     rec = parse_app_log(line)
     assert (rec["event"] if rec else None) == event
+
+
+_SIGNAL_PROBE = r"""
+import asyncio, os, signal, sys
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)   # as an interactive shell or a CI runner leaves it
+from harness.platforms.local.process import Child
+
+async def main():
+    c = await Child.spawn(["sh", "-c", "grep SigIgn /proc/self/status"], env=dict(os.environ), cwd=".", capture=True)
+    print((await c.stdout.read()).decode().strip())
+asyncio.run(main())
+"""
+
+
+def test_a_replica_starts_with_default_signal_actions_as_in_a_container():
+    """A replica must not inherit SIG_IGN from the harness's parent: found with
+    hypercorn, whose documented death on SIGQUIT (no handler) turned into a
+    20 s wait for SIGKILL because the shell that started the run ignored it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_PROBE], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr[-2000:]
+    mask = int(out.stdout.split("SigIgn:")[1].split()[0], 16)
+    assert not mask & (1 << (signal.SIGQUIT - 1)), f"SIGQUIT still ignored in the replica: SigIgn {mask:#x}"

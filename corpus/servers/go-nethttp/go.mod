@@ -1,0 +1,3 @@
+module rollout-harness/corpus/go-nethttp
+
+go 1.19

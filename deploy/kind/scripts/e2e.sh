@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# make kind-e2e: the user-facing kind targets, executed here for real.
+#   1. set up (cached by version): Debian's docker.io, kind from the Go module
+#      proxy, the node image and the sample app's base image (built locally);
+#   2. snapshot the host; start the private dockerd; docker load the images;
+#   3. make kind-up (KIND_IMAGE = the local node image), make kind-load, the
+#      kind e2e tests (best-practice, no-prestop; tests/e2e/test_kind_e2e.py),
+#      make kind-down;
+#   4. stop dockerd (undoing its host changes) and compare the host with the
+#      snapshot: any difference fails the target.
+# Teardown runs on failure and on Ctrl-C too; the first failure is the exit code.
+source "$(dirname "$0")/lib.sh"
+S="$KIND_DIR/scripts"
+PY="${PY:-$REPO_DIR/.venv/bin/python}"
+export KUBECONFIG="$KIND_STATE/kubeconfig"   # kind writes its context here, not to ~/.kube/config
+mkdir -p "$KIND_STATE"
+t0=$(date +%s)
+
+bash "$S/install-deps.sh"
+bash "$CLUSTER_DIR/scripts/build-node.sh"
+bash "$S/build-kind.sh"
+bash "$S/build-binaries.sh"
+node_tar="$(bash "$S/build-node-image.sh")"
+base_tar="$(bash "$S/build-base-image.sh")"
+t_setup=$(( $(date +%s) - t0 ))
+log "setup (builds, cached) ${t_setup} s"
+
+snap="$KIND_STATE/host"; rm -rf "$snap"
+bash "$S/host-snapshot.sh" save "$snap/before"
+rc=0; torn=""
+failed() { (( rc != 0 )) || rc=1; }   # keep the first failure's code
+step() {  # step NAME CMD... -- run unless an earlier step failed; remember the first failure
+  (( rc == 0 )) || return 0
+  local t=$(date +%s) code=0
+  "${@:2}" || code=$?
+  log "$1: exit $code, $(( $(date +%s) - t )) s"
+  (( code == 0 )) || rc=$code
+}
+teardown() {
+  [[ -n $torn ]] && return 0; torn=1
+  trap - INT TERM
+  local t=$(date +%s)
+  if [[ -S $DOCKER_SOCK ]]; then make -s -C "$REPO_DIR" kind-down >/dev/null 2>&1 || { log "make kind-down failed"; failed; }; fi
+  bash "$S/dockerd.sh" stop || failed
+  bash "$S/host-snapshot.sh" save "$snap/after"
+  bash "$S/host-snapshot.sh" compare "$snap/before" "$snap/after" || failed
+  log "teardown $(( $(date +%s) - t )) s; kind-e2e total $(( $(date +%s) - t0 )) s (setup ${t_setup} s); exit $rc"
+}
+trap 'log "interrupted"; rc=130; teardown; exit 130' INT TERM
+
+step "dockerd start" bash "$S/dockerd.sh" start
+step "docker load" bash "$S/load-images.sh" "$node_tar" "$base_tar"
+step "make kind-up" make -s -C "$REPO_DIR" kind-up KIND_IMAGE="$NODE_IMAGE"
+step "make kind-load" make -s -C "$REPO_DIR" kind-load
+step "kind e2e tests" env ROLLOUT_HARNESS_KIND_KUBECONFIG="$KUBECONFIG" \
+  "$PY" -m pytest -m kind "$REPO_DIR/tests/e2e/test_kind_e2e.py" -q -p no:cacheprovider
+step "make kind-down" make -s -C "$REPO_DIR" kind-down
+teardown
+exit $rc

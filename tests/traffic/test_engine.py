@@ -1,0 +1,159 @@
+"""The engine's logic on a fake network and a fake clock (tests/traffic/fakenet):
+the pump, waiting for a connection, drops, the closed loop, stop and abort,
+with every time exact. The expected values are worked out in each test's
+docstring from the engine's documented rules (docs/engine.md) before the run.
+Real sockets are covered by test_classify.py and test_records.py."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+from harness.model.requests import read_requests
+from harness.model.routing import Route
+from harness.traffic.engine import Engine, EngineConfig
+from tests.traffic.fakenet import LoopClock, Server, run_virtual
+
+MS = 1_000_000
+URL = "http://127.0.0.1:8080/work"
+
+
+def run(tmp_path, server: Server, *, stops_at=(), resolver=None, worker=0, workers=1, **cfg):
+    """Run one engine on the virtual loop; returns (result, records, loop time when run() returned)."""
+    config = EngineConfig(url=URL, **cfg)
+
+    async def main():
+        engine = Engine(config, clock=LoopClock(0, 0), out_dir=tmp_path / "requests", start_ns=0,
+                        resolver=resolver, worker=worker, workers=workers)
+        loop = asyncio.get_running_loop()
+        for t in stops_at:
+            loop.call_at(t, engine.stop)
+        result = await engine.run()
+        return result, round(loop.time() * 1e9)
+
+    result, ended_at = run_virtual(server, main)
+    return result, read_requests(tmp_path), ended_at
+
+
+def ms(values) -> list[float]:
+    return [v / MS for v in values]
+
+
+def test_the_pump_sends_each_request_at_its_scheduled_time_on_one_keepalive_connection(tmp_path):
+    """1000 req/s for 10 ms, answers in 0.2 ms: seqs 0..9 due at 0..9 ms, each
+    sent on time on the one connection dialled for seq 0, ended 0.2 ms later."""
+    server = Server(delay_s=0.0002)
+    result, df, _ = run(tmp_path, server, rate=1000, duration=0.01)
+    assert list(df.seq) == list(range(10))
+    assert ms(df.scheduled_ns) == list(range(10)) and list(df.sent_ns) == list(df.scheduled_ns)
+    assert list(df.ended_ns - df.scheduled_ns) == [200_000] * 10
+    assert (df.outcome == "ok").all() and (df.pod == "pod-a").all() and df.conn_id.nunique() == 1
+    assert list(df.conn_reused) == [False] + [True] * 9 and server.dials == 1
+    assert server.requests[3] == (b"GET /work HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: rollout-harness\r\n"
+                                  b"X-Request-Id: 3\r\n\r\n")
+    assert (result.start_ns, result.end_ns, result.rows, result.interrupted) == (0, 10 * MS, 10, False)
+
+
+def test_a_request_due_while_the_pool_is_busy_waits_and_the_wait_is_latency(tmp_path):
+    """One connection, answers in 2.5 ms, 1000 req/s for 4.5 ms: seq 1 waits for
+    seq 0's answer (sent 2.5); the schedule ends at 4.5 with seqs 2..4 waiting;
+    stopping closes keep-alive connections as they finish, so each waiter gets a
+    new connection when the previous one closes: sent 5.0, 7.5, 10.0 ms."""
+    server = Server(delay_s=0.0025)
+    _, df, ended_at = run(tmp_path, server, rate=1000, duration=0.0045, connections=1)
+    assert ms(df.scheduled_ns) == [0, 1, 2, 3, 4]
+    assert ms(df.sent_ns) == [0, 2.5, 5.0, 7.5, 10.0]
+    assert ms(df.ended_ns) == [2.5, 5.0, 7.5, 10.0, 12.5]
+    assert list(df.conn_reused) == [False, True, False, False, False] and server.dials == 4
+    assert (df.outcome == "ok").all() and ended_at == 12.5 * MS
+
+
+def test_requests_beyond_the_inflight_cap_are_dropped_at_their_scheduled_time(tmp_path):
+    """One connection, cap 2 (in flight + waiting), answers in 100 ms: seq 0 in
+    flight, seq 1 waits, seqs 2..4 are dropped when due (never sent)."""
+    _, df, _ = run(tmp_path, Server(delay_s=0.1), rate=1000, duration=0.005, connections=1, max_inflight=2,
+                   read_timeout=1.0)
+    assert list(df.outcome) == ["ok", "ok", "dropped", "dropped", "dropped"]
+    assert ms(df.sent_ns) == [0, 100, -1e-6, -1e-6, -1e-6]
+    assert ms(df.ended_ns) == [100, 200, 2, 3, 4]
+    assert list(df.error[2:]) == ["in-flight cap reached"] * 3
+
+
+def test_a_request_that_waited_longer_than_the_read_timeout_is_dropped_by_the_sweep(tmp_path):
+    """One connection, answers in 40 ms, read timeout 62.5 ms (the sweep runs
+    every 15.625 ms): seq 1 is sent at 40 ms; seq 2 (due at 2 ms) is still
+    waiting at the sweep of 78.125 ms, 76.1 ms after it was due: dropped then."""
+    _, df, _ = run(tmp_path, Server(delay_s=0.04), rate=1000, duration=0.0025, connections=1,
+                   read_timeout=0.0625)
+    assert list(df.outcome) == ["ok", "ok", "dropped"]
+    assert ms(df.sent_ns) == [0, 40, -1e-6] and ms(df.ended_ns) == [40, 80, 78.125]
+    assert df.error[2] == "waited longer than the read timeout for a connection"
+
+
+def test_no_answer_is_a_read_timeout_found_by_the_sweep(tmp_path):
+    """Never answered, read timeout 62.5 ms, sent at 0: past its deadline at the
+    first sweep after 62.5 ms, which is 78.125 ms (62.5 is not past it)."""
+    _, df, _ = run(tmp_path, Server(delay_s=None), rate=1000, duration=0.001, read_timeout=0.0625)
+    assert list(df.outcome) == ["read_timeout"] and ms(df.ended_ns) == [78.125]
+    assert df.errno[0] == errno.ETIMEDOUT
+
+
+def test_the_closed_loop_keeps_every_connection_busy_until_the_end(tmp_path):
+    """Closed loop, 2 connections, answers in 3 ms, 10 ms: two requests at 0, 3,
+    6 and 9 ms, each sent the moment the previous answer came; 8 in all."""
+    server = Server(delay_s=0.003)
+    result, df, ended_at = run(tmp_path, server, rate=0, duration=0.01, connections=2)
+    assert list(df.seq) == list(range(8))
+    assert ms(df.sent_ns) == [0, 0, 3, 3, 6, 6, 9, 9] and list(df.scheduled_ns) == list(df.sent_ns)
+    assert list(df.ended_ns - df.sent_ns) == [3 * MS] * 8
+    assert list(df.conn_reused) == [False, False] + [True] * 6 and server.dials == 2
+    assert result.end_ns == 10 * MS and ended_at == 12 * MS
+
+
+def test_stop_ends_the_schedule_and_lets_requests_in_flight_finish(tmp_path):
+    """1000 req/s with no end, answers in 5 ms, stop at 3.5 ms: seqs 0..3 were
+    due; run() returns when seq 3's answer comes (8 ms); nothing is lost."""
+    result, df, ended_at = run(tmp_path, Server(delay_s=0.005), rate=1000, duration=None, stops_at=[0.0035])
+    assert list(df.seq) == [0, 1, 2, 3] and (df.outcome == "ok").all()
+    assert ms(df.ended_ns) == [5, 6, 7, 8]
+    assert result.end_ns == 3.5 * MS and ended_at == 8 * MS and result.rows == 4
+
+
+def test_a_second_stop_aborts_and_records_what_was_in_flight(tmp_path):
+    """Never answered; stop at 3.5 ms, again at 4.5 ms: the 4 requests in flight
+    are recorded at 4.5 ms as dropped (the harness gave up, not the service)."""
+    _, df, ended_at = run(tmp_path, Server(delay_s=None), rate=1000, duration=None, stops_at=[0.0035, 0.0045],
+                          read_timeout=1.0)
+    assert list(df.seq) == [0, 1, 2, 3] and (df.outcome == "dropped").all()
+    assert (df.error == "aborted before its response").all()
+    assert list(df.sent_ns) == list(df.scheduled_ns) and ms(df.ended_ns) == [4.5] * 4
+    assert ended_at == 4.5 * MS
+
+
+def test_a_refused_dial_is_recorded_refused(tmp_path):
+    _, df, _ = run(tmp_path, Server(refuse=True), rate=1000, duration=0.003)
+    assert list(df.outcome) == ["refused"] * 3 and (df.errno == errno.ECONNREFUSED).all()
+    assert list(df.sent_ns) == list(df.scheduled_ns) == list(df.ended_ns)
+
+
+def test_no_ready_endpoint_is_refused_without_a_dial(tmp_path):
+    class Alternate:
+        n = 0
+
+        def pick(self):
+            self.n += 1
+            return Route("127.0.0.1", 8080, "pod-b") if self.n % 2 else None
+
+    server = Server(delay_s=0.0002)
+    _, df, _ = run(tmp_path, server, rate=1000, duration=0.004, new_connection_ratio=1.0, resolver=Alternate())
+    assert list(df.outcome) == ["ok", "refused", "ok", "refused"] and server.dials == 2
+    assert list(df.route_pod.fillna("")) == ["pod-b", "", "pod-b", ""]
+    assert list(df.error[[1, 3]]) == ["no ready endpoint to route to"] * 2 and list(df.conn_id[[1, 3]]) == [-1, -1]
+    assert server.requests[0].endswith(b"X-Request-Id: 0\r\nConnection: close\r\n\r\n")
+
+
+def test_worker_w_of_n_sends_seqs_w_w_plus_n_on_the_single_worker_schedule(tmp_path):
+    """Worker 1 of 3 at 1000 req/s (global) for 10 ms: seqs 1, 4, 7, each due
+    at seq ms, exactly where the one-worker schedule puts them."""
+    _, df, _ = run(tmp_path, Server(delay_s=0.0002), rate=1000, duration=0.01, worker=1, workers=3)
+    assert list(df.seq) == [1, 4, 7] and ms(df.scheduled_ns) == [1, 4, 7] and (df.worker == 1).all()
