@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from typing import Any, Callable
 
 import yaml
@@ -31,7 +32,8 @@ from harness.platforms.kubernetes.manifests import MANAGED_BY, MANAGER, NAME_LAB
 
 NAME = "traefik"
 IMAGE = f"localhost/rollout-harness-traefik:{traefik.TRAEFIK_VERSION}"
-WEB_PORT, API_PORT = 8000, 9000
+WEB_PORT, API_PORT = 18000, 18001
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: the proxy's pods carry this (not the run label, which selects the app's pods the watches follow)
 INGRESS_LABEL = "rollout-harness.io/ingress-of"
 #: how often the proxy's API is read (it is a local NodePort; bounded by the run's length)
@@ -46,16 +48,33 @@ RBAC_RULES = [
 ]
 
 
+def _loopback(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str,
-           pull_policy: str) -> list[tuple[str, dict[str, Any]]]:
-    """(resource, object) in creation order."""
+           pull_policy: str, api_server: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(resource, object) in creation order.
+
+    ``api_server`` is the URL the harness reaches the API server by. When it
+    is the node's loopback (the project's own cluster binds the API server to
+    127.0.0.1 only, so pods cannot reach it through the ``kubernetes``
+    Service), the proxy runs in the node's network namespace and uses that
+    URL with its service-account token; its ports are then bound to the
+    pod's (= the node's) IP, never to every address of the host."""
+    host_net = _loopback(api_server)
     labels = {NAME_LABEL: NAME, MANAGED_BY: MANAGER, RUN_LABEL: run_label}
     meta = {"name": NAME, "namespace": namespace, "labels": dict(labels)}
     selector = {NAME_LABEL: NAME, INGRESS_LABEL: run_label}
-    args = traefik.static_args(
-        web=f":{WEB_PORT}", api=f":{API_PORT}", log_dir=None,
-        provider=["--providers.kubernetesingress=true", f"--providers.kubernetesingress.namespaces={namespace}",
-                  "--providers.kubernetesingress.disableClusterScopeResources=true"])
+    provider = ["--providers.kubernetesingress=true", f"--providers.kubernetesingress.namespaces={namespace}",
+                "--providers.kubernetesingress.disableClusterScopeResources=true"]
+    if host_net:
+        provider += [f"--providers.kubernetesingress.endpoint={api_server}",
+                     f"--providers.kubernetesingress.token={SA_DIR}/token",
+                     f"--providers.kubernetesingress.certAuthFilePath={SA_DIR}/ca.crt"]
+    bind = "$(POD_IP)" if host_net else ""
+    args = traefik.static_args(web=f"{bind}:{WEB_PORT}", api=f"{bind}:{API_PORT}", log_dir=None, provider=provider)
     args += [f"--serversTransport.forwardingTimeouts.idleConnTimeout={traefik.idle_timeout(sc.traffic.ingress)}"]
     pod_spec = {
         "serviceAccountName": NAME,
@@ -64,8 +83,11 @@ def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str,
             "name": NAME, "image": IMAGE, "imagePullPolicy": pull_policy, "args": args,
             "ports": [{"name": "web", "containerPort": WEB_PORT}, {"name": "api", "containerPort": API_PORT}],
             "readinessProbe": {"httpGet": {"path": "/ping", "port": API_PORT}, "periodSeconds": 1},
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         }],
     }
+    if host_net:
+        pod_spec.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
     ingress: dict[str, Any] = {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {**meta, "name": app_service},
         "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {

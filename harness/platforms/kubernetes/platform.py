@@ -219,7 +219,8 @@ class KubernetesPlatform:
         """Traefik in front of the run's Service; traffic enters by its NodePort."""
         for resource, obj in ingress_mod.render(self.sc, namespace=self.namespace, run_label=self.run_label,
                                                 app_service=self.deployment,
-                                                pull_policy=self.kube.image_pull_policy):
+                                                pull_policy=self.kube.image_pull_policy,
+                                                api_server=getattr(self.api, "server", None)):
             await self._call(self.api.create, resource, self.namespace, obj)
             self._created.append((resource, obj["metadata"]["name"]))
         svc = await self._call(self.api.get, "services", self.namespace, ingress_mod.NAME)

@@ -29,6 +29,7 @@ def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_serv
     assert "--providers.kubernetesingress.namespaces=ns1" in c["args"]
     assert "--providers.kubernetesingress.disableClusterScopeResources=true" in c["args"]
     assert "--serversTransport.forwardingTimeouts.idleConnTimeout=90000ms" in c["args"]
+    assert "hostNetwork" not in tmpl["spec"] and "--entryPoints.web.address=:18000" in c["args"]
     assert not any(a.startswith("--accessLog.filePath") for a in c["args"])  # stdout: the pod's log
     assert by["services"]["spec"]["type"] == "NodePort"
     assert {p["name"] for p in by["services"]["spec"]["ports"]} == {"web", "api"}
@@ -64,3 +65,15 @@ def test_the_view_emits_ingress_hop_events(tmp_path):
     assert got == [(10, "api-1", "endpoint_added", "ingress"), (10, "api-2", "endpoint_added", "ingress"),
                    (20, "api-1", "endpoint_removed", "ingress")]
     assert view.visible_pods() == {"api-2"}
+
+
+def test_an_api_server_on_the_node_loopback_puts_the_proxy_in_the_node_network():
+    objs = dict(ingress.render(scenario(), namespace="ns1", run_label="r", app_service="api", pull_policy="Never",
+                               api_server="https://127.0.0.1:16443"))
+    spec = objs["deployments"]["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "--providers.kubernetesingress.endpoint=https://127.0.0.1:16443" in args
+    assert "--providers.kubernetesingress.token=/var/run/secrets/kubernetes.io/serviceaccount/token" in args
+    # bound to the pod's (= node's) IP only, never to every address of the host
+    assert "--entryPoints.web.address=$(POD_IP):18000" in args
