@@ -90,9 +90,11 @@ def dynamic_config(upstreams: list[str], opts: Ingress) -> dict[str, Any]:
 
 
 def write_dynamic_config(directory: Path, upstreams: list[str], opts: Ingress) -> None:
-    """Replace the watched file atomically (the proxy never reads half a file)."""
+    """Replace the watched file atomically (the proxy never reads half a file);
+    the temporary file is written beside the watched directory, not in it, so
+    the proxy sees one change per write."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".route.yaml.tmp"
+    tmp = directory.parent / f".{directory.name}.route.yaml.tmp"
     tmp.write_text(yaml.safe_dump(dynamic_config(upstreams, opts), sort_keys=True), encoding="utf-8")
     os.replace(tmp, directory / "route.yaml")
 
