@@ -149,13 +149,13 @@ class IngressView(threading.Thread):
         self.max_seconds = max_seconds
         self.observed: dict[str, str] = {}
         self.polls = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def visible_pods(self) -> set[str]:
         return set(self.observed.values())
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=2)
 
     def read(self) -> set[str] | None:
@@ -167,12 +167,12 @@ class IngressView(threading.Thread):
 
     def run(self) -> None:
         end = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and time.monotonic() < end:
+        while not self._halt.is_set() and time.monotonic() < end:
             servers = self.read()
             self.polls += 1
             if servers is not None:
                 self.apply(self.clock.now(), servers)
-            self._stop.wait(POLL_S)
+            self._halt.wait(POLL_S)
 
     def apply(self, now: int, servers: set[str]) -> None:
         for up in sorted(servers - self.observed.keys()):

@@ -77,3 +77,12 @@ def test_an_api_server_on_the_node_loopback_puts_the_proxy_in_the_node_network()
     assert "--providers.kubernetesingress.token=/var/run/secrets/kubernetes.io/serviceaccount/token" in args
     # bound to the pod's (= node's) IP only, never to every address of the host
     assert "--entryPoints.web.address=$(POD_IP):18000" in args
+
+
+def test_the_view_thread_starts_and_stops(tmp_path):
+    events = EventWriter(tmp_path / "events.jsonl")
+    view = ingress.IngressView(api_url="http://127.0.0.1:9", clock=RunClock.start(), events=events,
+                               pod_of=lambda a: "", max_seconds=30)
+    view.start()
+    view.stop()
+    assert not view.is_alive() and view.polls >= 1
