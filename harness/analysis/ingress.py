@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.model.events import EventDict, EventKind
-from harness.model.ingresslog import AccessRecord, proxy_errors, read_access_log
+from harness.model.ingresslog import AccessRecord, proxy_errors, read_access_log, retry_attempts
 
 #: columns added to the request records of a run that went through the ingress
 COLUMNS = ("upstream", "upstream_pod", "proxy_status", "origin_status", "origin_duration_ns", "proxy_retries")
@@ -64,6 +64,7 @@ def load(run_dir: Any, req: pd.DataFrame, events: list[EventDict], wall_anchor_n
         return req
     out = join(req, records, upstream_pods(events))
     out.attrs["proxy_errors"] = proxy_errors(run_dir)
+    out.attrs["retry_attempts"] = retry_attempts(run_dir)
     return out
 
 
@@ -82,5 +83,6 @@ def summary(run_dir: Any, req: pd.DataFrame) -> dict[str, Any] | None:
                                                                       return_counts=True))},
         "retried": int((logged & (retries > 0)).sum()),
         "retries_absorbed": int(retried_ok.sum()),
+        "retry_attempts_logged": int(req.attrs.get("retry_attempts") or 0),
         "proxy_errors": dict(req.attrs.get("proxy_errors") or {}),
     }

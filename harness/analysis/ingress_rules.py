@@ -132,20 +132,27 @@ def rule_ingress_retries(ctx: Context) -> dict[str, Any] | None:
     retries = ctx.req["proxy_retries"].fillna(0).to_numpy()
     status = ctx.req["proxy_status"].fillna(0).to_numpy()
     retried = retries > 0
-    if not retried.any():
+    logged = int(ctx.req.attrs.get("retry_attempts") or 0)
+    if not retried.any() and not logged:
         return None
-    absorbed = int((retried & (status < 500)).sum())
     n = ctx.scenario.traffic.ingress.retries
     pods = ctx.req.loc[retried, "upstream_pod"].fillna("(none)").value_counts()
+    if retried.any():
+        absorbed = int((retried & (status < 500)).sum())
+        what = (f"The proxy retried {int(retried.sum())} requests (retry middleware, {n} attempts) after an upstream "
+                f"attempt failed; {absorbed} of them then succeeded")
+    else:  # only the proxy's own log counts them (Traefik v3.6 leaves RetryAttempts at 0)
+        absorbed = max(0, logged - int(len(ctx.att)))
+        what = (f"The proxy made {logged} retries (retry middleware, {n} attempts; its log), while only "
+                f"{len(ctx.att)} requests failed: about {absorbed} failed attempts were retried into successes")
     return finding(
-        "ingress-retries", f"The proxy's retries absorbed {absorbed} failed attempts",
-        f"The proxy retried {int(retried.sum())} requests (retry middleware, {n} attempts) after an upstream attempt "
-        f"failed; {absorbed} of them then succeeded, so the client never saw the failure. The rollout still broke "
+        "ingress-retries", f"The proxy's retries absorbed about {absorbed} failed attempts",
+        what + ", so the client never saw the failure. The rollout still broke "
         "connections: the same scenario without retries shows them (run it with "
         "--set traffic.ingress.retries=0 and compare the two runs).",
         "Keep the retries as a safety net, but fix the cause the other findings name; retries only cover idempotent "
         "requests and add the failed attempt's time to the answer.",
-        "low", None, retried=int(retried.sum()), absorbed=absorbed, retry_attempts=n,
+        "low", None, retried=int(retried.sum()), absorbed=absorbed, retry_attempts=n, retries_logged=logged,
         last_upstream_of_retried={str(k): int(v) for k, v in pods.items()})
 
 

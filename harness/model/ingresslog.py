@@ -125,3 +125,13 @@ def proxy_errors(run_dir: str | os.PathLike) -> dict[str, int]:
             key = re.sub(r"\"[^\"]*\"", "URL", key)
             out[key] = out.get(key, 0) + 1
     return out
+
+
+def retry_attempts(run_dir: str | os.PathLike) -> int:
+    """Retries the proxy made, from its debug log ("New attempt N for request"):
+    Traefik v3.6 leaves the access log's RetryAttempts at 0 for them (seen here)."""
+    p = Path(run_dir) / INGRESS_DIR / PROXY_LOG
+    if not p.exists():
+        return 0
+    with open(p, encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if '"New attempt ' in line)

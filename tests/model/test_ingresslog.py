@@ -87,3 +87,15 @@ def test_proxy_errors_are_counted_with_addresses_stripped(tmp_path):
     ]
     (d / "traefik.log").write_text("\n".join(json.dumps(e) for e in entries) + "\n")
     assert proxy_errors(tmp_path) == {"dial tcp ADDR: connect: connection refused": 2, "EOF": 1}
+
+
+def test_retries_are_counted_from_the_proxy_log(tmp_path):
+    from harness.model.ingresslog import retry_attempts
+
+    assert retry_attempts(tmp_path) == 0
+    (tmp_path / "ingress").mkdir()
+    (tmp_path / "ingress" / "traefik.log").write_text(
+        '{"level":"debug","middlewareType":"Retry","message":"New attempt 2 for request: /work"}\n'
+        '{"level":"debug","message":"Service selected by WRR: http://127.0.0.1:1"}\n'
+        '{"level":"debug","middlewareType":"Retry","message":"New attempt 3 for request: /work"}\n')
+    assert retry_attempts(tmp_path) == 2
