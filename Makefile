@@ -10,7 +10,7 @@ S ?= best-practice
 PLATFORM ?= local
 SCENARIOS := $(basename $(notdir $(wildcard scenarios/*.yaml)))
 
-.PHONY: install test bench demo scenario scenarios clean help
+.PHONY: install test bench bench-repeat demo scenario scenarios clean help
 
 help:
 	@echo "make install          create .venv and install rollout-harness (+ test deps)"
@@ -20,6 +20,7 @@ help:
 	@echo "make scenario S=NAME  run one shipped scenario (PLATFORM=local|kubernetes)"
 	@echo "make scenarios        run every shipped scenario"
 	@echo "make bench            engine vs wrk, open-loop accuracy, analysis speed"
+	@echo "make bench-repeat     10 best-practice rollouts in one invocation (run --repeat 10 --lanes 2), timed"
 	@echo "make corpus           the corpus of real servers x configurations (docs/corpus.md)"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
 	@echo "make traefik          build the ingress proxy (Traefik) into the cache (traffic.via: ingress)"
@@ -43,6 +44,9 @@ traefik:
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+bench-repeat: $(STAMP)
+	$(PY) bench/repeat.py
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py $(if $(ALL),--all)

@@ -102,7 +102,10 @@ def dominant_rule(mechanisms: dict[str, int]) -> str | None:
     by_rule: Counter[str] = Counter()
     for m, n in mechanisms.items():
         by_rule[NAMED_BY.get(m, "other")] += n
-    return by_rule.most_common(1)[0][0] if by_rule else None
+    if not by_rule:
+        return None
+    top = max(by_rule.values())
+    return "|".join(sorted(r for r, n in by_rule.items() if n == top))  # a tie names both
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from harness import __version__
 from harness.errors import EXIT_BAD_INPUT, HarnessError
 
 #: Subcommands in the order --help lists them.
-COMMANDS = ["run", "load", "validate", "report", "gate", "compare", "cleanup"]
+COMMANDS = ["run", "load", "validate", "check", "report", "gate", "compare", "cleanup"]
 
 DESCRIPTION = """\
 Know, not hope, that a rolling update drops no user requests.

@@ -30,6 +30,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
 from harness.model.requests import REQUESTS_DIR, read_requests_table
 from harness.model.rundir import MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
+from harness.model.workload import workload_of
 from harness.model.scenario import Scenario
 from harness.model.summary import Manifest
 from harness.platforms import PLATFORMS, make_platform
@@ -86,6 +87,7 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
     write_json_atomic(run_dir / MANIFEST_FILE, {
         "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform,
         "scenario": scenario.dump(), "scenario_path": scenario.source_path,
+        "workload": workload_of(scenario).describe(), "spec_risks": _spec_risks(scenario),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
     })
@@ -111,6 +113,15 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
         if progress is not None:
             progress.close(note=f"{scenario.name}: traffic and rollout done; analysing ...")
     return _finish(scenario, run_dir, clock, state, report)
+
+
+def _spec_risks(scenario: Scenario) -> list[dict[str, Any]]:
+    """What `check` sees in the user's manifests, kept beside the run that
+    shows (or not) the same risks as evidence."""
+    from harness.spec.checks import check_workload
+
+    wl = workload_of(scenario)
+    return [r.as_dict() for r in check_workload(wl)] if wl.from_manifests else []
 
 
 def _bad_input_in(exc: BaseException) -> BadInput | None:
@@ -159,7 +170,7 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                     state.phase = "waiting for the target to serve"
                     await wait_until_serving(
                         platform.target_url(), resolver=platform.resolver(),
-                        need=2 * scenario.deployment.replicas,
+                        need=2 * scenario.deployment.replicas, pods=scenario.deployment.replicas,
                         deadline_s=scenario.deployment.progress_deadline_seconds,
                         method=scenario.traffic.method, headers=scenario.traffic.headers,
                         timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
@@ -176,6 +187,7 @@ async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, cloc
                     state.engine_results = await session.run()
 
                 tg.start_soon(traffic)
+                await session.started()  # worker processes may take seconds to start
                 phase("baseline")
                 await anyio.sleep(d.baseline_seconds)
                 phase("disruption")

@@ -21,7 +21,9 @@ from harness.model.rundir import default_run_dir  # noqa: E402
 
 SCENARIOS = ["best-practice", "no-prestop"]
 EXPECT = {"best-practice": "pass (0 failed requests)",
-          "no-prestop": "fail (connections refused while endpoints still list terminating pods)"}
+          "no-prestop": "fail (connections refused while endpoints still list terminating pods)",
+          "drain-best-practice": "pass (0 failed; the PDB makes the drain evict one pod at a time)",
+          "drain-pdb-blocks": "inconclusive, exit 3 (every eviction 429 until the drain times out)"}
 ALL = "--all" in sys.argv[1:]  # `make demo ALL=1`: best-practice and every shipped mistake
 if ALL:
     SCENARIOS = ["best-practice"] + sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")

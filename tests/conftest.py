@@ -73,3 +73,10 @@ def real_rollout(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _private_history(tmp_path_factory, monkeypatch):
+    """Every test keeps the run history (reports/history.sqlite, docs/proof.md)
+    in its own temporary file, never in the checkout's reports/."""
+    monkeypatch.setenv("ROLLOUT_HARNESS_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))

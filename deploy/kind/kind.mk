@@ -57,9 +57,4 @@ kind-e2e: $(STAMP)
 # Only the builds of kind-e2e (no daemon, no host change): kind, kubeadm,
 # coredns, crictl, the node image and the sample app's base image.
 kind-images:
-	bash deploy/kind/scripts/install-deps.sh
-	bash cluster/scripts/build-node.sh
-	bash deploy/kind/scripts/build-kind.sh
-	bash deploy/kind/scripts/build-binaries.sh
-	bash deploy/kind/scripts/build-node-image.sh
-	bash deploy/kind/scripts/build-base-image.sh
+	bash deploy/kind/scripts/setup.sh

@@ -95,7 +95,8 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     out = []
     for p in pods.values():
         d = {k: (None if v is None else round(v / 1e9, 3)) for k, v in dataclasses.asdict(p).items()
-             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent")}
+             if k not in ("name", "endpoint_intervals", "exit_code", "endpoint_slack_ns", "prestop_end_source", "last_ok_sent",
+                         "inflight_at_close")}
         d = {k: v for k, v in d.items() if v is not None}
         out.append({"pod": p.name, **d, "exit_code": p.exit_code,
                     "endpoint_intervals_s": [[round(lo / 1e9, 3), None if hi is None else round(hi / 1e9, 3)]
@@ -163,7 +164,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     ctx = diagnosis.Context(scenario=run.scenario, pods=pods, att=att, chains=chains, req=req,
                             window=bounds or ((int(req["scheduled_ns"].min()), int(req["ended_ns"].max()))
                                               if len(req) else None),
-                            baseline_p99_ms=base_p99, spec=spec)
+                            baseline_p99_ms=base_p99, spec=spec, events=run.events)
     claims: dict[str, pd.Index] = {}
     findings = diagnosis.diagnose(ctx, claims=claims)
     truth = groundtruth.check_findings(findings, claims, att, pods, CODE[Outcome.REFUSED])
@@ -191,7 +192,6 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         **{k: stats[k] for k in ("total", "failed", "service_failed", "outcomes", "dropped")},
         "asked_rate": (run.manifest.get("generator") or {}).get("asked_rate", run.scenario.traffic.rate),
         "achieved_rate": _achieved_rate(run),
-        "generator": run.manifest.get("generator") or {},
         "send_lag_ms": stats["send_lag_ms"],
         "latency_ms": stats["latency_ms"],
         "phases": phases,
@@ -220,6 +220,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         "gate": {"limits": limits, "values": values, "thresholds": rows, "count_failures": counting},
         "verdict": v,
         "rollout": run.manifest.get("rollout"),
+        "drain": next((e["detail"] for e in reversed(run.events) if e["kind"] == "drain_complete"), None),
         "records_complete": run.records_complete,
         "notes": run.notes,
     }

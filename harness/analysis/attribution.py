@@ -84,11 +84,10 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
               ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
-    score 4: a refusal this pod's state certainly produces (exited, listener
-    closed, not yet listening); 3: the failure is what this pod's state
-    produces (a cut in flight, a refusal after a stop signal from an app that
-    does not log its listener); 2: the pod was terminating or starting
-    (plausible); 1: merely visible.
+    score 4: a refusal this pod's state produces (exited, listener closed,
+    not yet listening, or signalled and silent about its listener);
+    3: a cut in flight this pod's end or shutdown explains; 2: the pod was
+    terminating or starting (plausible); 1: merely visible.
     distance: how far (ns) the pod's deciding event is from the failure, to
     break ties between pods with the same score.
     """
@@ -120,12 +119,15 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     score[gone | early] = 4
     dist[gone | early] = 0
     if not p.drained_gracefully and p.stop_signal is not None:
-        # probable: no word from the app about its listener, which most servers
-        # close soon after their stop signal (uvicorn within ~0.1 s)
+        # no word from the app about its listener, which most servers close soon
+        # after their stop signal (uvicorn within ~0.1 s, at its next loop tick):
+        # as likely as an exited pod — real runs saw refusals in that first
+        # 0.1 s go to either, so two such pods make the failure ambiguous
         signalled = refused & ~gone & ~early & (t_conn >= p.stop_signal)
-        score[signalled] = 3
+        score[signalled] = 4
         dist[signalled] = 0
         gone = gone | signalled
+    near &= ~gone
     score[near] = 2
     dist[near] = np.abs(t_conn[near] - not_accepting)
     # cut in flight: the pod's end or shutdown fell inside [sent, ended]
@@ -139,6 +141,13 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
         better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
         dist[better] = d[better]
+    # cut after the pod's stop signal, before its end: a server shutting down
+    # closes its listener and the connections in its accept backlog (hypercorn)
+    if p.stop_signal is not None:
+        end = v(p.end)
+        shut = cut & (score < 3) & ~(gone | early) & (ended >= p.stop_signal - TOL_NS) & (sent_eff <= end + TOL_NS)
+        score[shut] = 3
+        dist[shut] = np.abs(ended[shut] - p.stop_signal)
     # plausible: terminating (deleted) or not yet serving
     plausible = (score < 2) & ((t_conn >= deletion) | (t_conn < serving))
     score[plausible] = 2
@@ -150,14 +159,14 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
 def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
                           ended: np.ndarray, ready_means_listening: bool = False,
                           t_vis: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pod index or -1, ambiguous, runner-up index or -1) for failures on
+    """(pod index or -1, ambiguous, rivals (tuple of pod indices) or None) for failures on
     connections no answer named a pod for. ``t_vis``: when the connection was
     opened (the candidates are the pods visible then); default ``t_conn``."""
     if t_vis is None:
         t_vis = t_conn
     n = len(code)
     best = np.full(n, -1, dtype=np.int32)
-    second = np.full(n, -1, dtype=np.int32)
+    second = np.full(n, None, dtype=object)  # the rivals of an ambiguous pick (pod indices)
     ambiguous = np.zeros(n, dtype=bool)
     if not pods or n == 0:
         return best, ambiguous, second
@@ -182,16 +191,15 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
         idx = key.argmax(axis=0)
         top = key[idx, cols]
         best[sl] = np.where(top >= 0, idx, -1)
-        # the runner-up: the best of the others with the same score
+        # rivals: the others with the same score whose evidence is not clearly farther
         same_score = (np.floor(key) == np.floor(top)[None, :]) & (key >= 0)
         same_score[idx, cols] = False
-        rival_key = np.where(same_score, key, -np.inf)
-        rival = rival_key.argmax(axis=0)
-        has_rival = same_score.any(axis=0) & (top >= 0)
-        d_best, d_rival = dists[idx, cols], dists[rival, cols]
-        separated = np.isfinite(d_best) & (d_rival > AMBIGUOUS_RATIO * d_best + TOL_NS)
-        ambiguous[sl] = has_rival & ~separated
-        second[sl] = np.where(has_rival, rival, -1)
+        d_best = dists[idx, cols]
+        farther = np.isfinite(d_best)[None, :] & (dists > AMBIGUOUS_RATIO * d_best[None, :] + TOL_NS)
+        ties = same_score & ~farther & (top >= 0)[None, :]
+        ambiguous[sl] = ties.any(axis=0)
+        for c in np.flatnonzero(ambiguous[sl]):
+            second[sl.start + c] = tuple(int(x) for x in np.flatnonzero(ties[:, c]))
     return best, ambiguous, second
 
 
@@ -251,7 +259,8 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
         pod[nidx] = np.where(amb, None, names[best])
         how[nidx] = np.where(best < 0, "no-endpoint", np.where(amb, "ambiguous", "endpoints"))
         ambiguous[nidx] = amb
-        candidates[nidx[amb]] = [f"{a} | {b}" for a, b in zip(names[best[amb]], names[second[amb]])]
+        candidates[nidx[amb]] = [" | ".join([str(names[b]), *(str(names[r]) for r in rivals)])
+                                 for b, rivals in zip(best[amb], second[amb])]
 
     pod = np.where(pd.notna(pod), pod, None)
     phase = np.full(len(f), -1, dtype=np.int8)
@@ -261,9 +270,9 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
             phase[sel] = phase_at(p, t_judge[sel], sent[sel], ended[sel], TOL_NS)
     # an ambiguous pick keeps a phase when every candidate was in the same one
     for i in np.flatnonzero(ambiguous):
-        a, b = str(candidates[i]).split(" | ")
-        pa, pb = (phase_at(pods[x], t_judge[i:i + 1], sent[i:i + 1], ended[i:i + 1], TOL_NS)[0] for x in (a, b))
-        phase[i] = pa if pa == pb else -1
+        ph = {int(phase_at(pods[x], t_judge[i:i + 1], sent[i:i + 1], ended[i:i + 1], TOL_NS)[0])
+              for x in str(candidates[i]).split(" | ")}
+        phase[i] = ph.pop() if len(ph) == 1 else -1
     phase_names = np.array([*PHASE_NAMES, "unknown"], dtype=object)
     out = pd.DataFrame({
         "t_ns": t_judge,

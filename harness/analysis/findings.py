@@ -53,6 +53,8 @@ class Context:
     baseline_p99_ms: float | None
     #: the run's real values (stop signal, preStop, grace period, probes); default: from the scenario
     spec: RunSpec | None = None
+    #: the run's lifecycle events (the drain rules read its steps)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: unclaimed failures (rules flip it as they claim)
     free: np.ndarray = dataclasses.field(init=False)
     #: attributed pod per failure, as an object array (compared per pod)

@@ -9,10 +9,14 @@ connections when a server closes them.
     keepalive-cut         the app drained, but closed (RST) connections under
                           requests it had been sent well before (in flight)
 
-A request written within the race window (RACE_WINDOW_NS plus the run's
-client send lag p99) of its connection's close is the race; one written
-earlier was in flight. The same server behaviour gets the same name
-whatever the timing of one run.
+A no-byte failure on a reused connection is the race when the request was
+written after the pod's stop signal (the connection was idle then, and the
+server closed it without reading it), or within the race window
+(RACE_WINDOW_NS plus the run's client send lag p99) of the close (an idle
+timeout). One written before the signal and cut later was in flight, and so
+were those of an app that says it had requests in flight when it closed
+its connections and answered nothing after (the sample app's abrupt mode).
+The same server behaviour gets the same name whatever the timing of one run.
 """
 
 from __future__ import annotations
@@ -37,6 +41,22 @@ def race_window_ns(req) -> int:
     return RACE_WINDOW_NS + (int(np.percentile(lag, 99)) if len(lag) else 0)
 
 
+def cuts_busy_connections(ctx: Context, p, rows: np.ndarray) -> bool:
+    """Did pod ``p`` close connections under requests it was serving (then
+    its no-byte failures were in flight), rather than only idle ones (the
+    race)? A server that drains keeps answering its busy connections after
+    it closes the idle ones; one that cuts them answers nothing after, and
+    when the app counts its requests in flight at that moment (app log) a
+    count above 0 says it cut them. Without that word the failures' own
+    times decide (race_mask)."""
+    if not rows.any() or not p.inflight_at_close:
+        return False
+    cut_at = int(ctx.att["ended_ns"].to_numpy()[rows].min())
+    req = ctx.req
+    answered = (req["pod"].to_numpy(dtype=object) == p.name) & (req["code"].to_numpy() == CODE[Outcome.OK])
+    return not (req["ended_ns"].to_numpy()[answered] > cut_at + TOL_NS).any()
+
+
 def race_mask(ctx: Context) -> np.ndarray:
     """Failures that look like the keep-alive close race: on a reused
     connection, closed or reset with no response byte, within the race
@@ -46,15 +66,26 @@ def race_mask(ctx: Context) -> np.ndarray:
     sent = att["sent_ns"].to_numpy()
     ended = att["ended_ns"].to_numpy()
     mask = (att["reused"].to_numpy(dtype=bool) & np.isin(code, [CODE[Outcome.CLOSED], CODE[Outcome.RESET]])
-            & no_response_byte(att, ctx.req) & (sent >= 0) & (ended - sent <= race_window_ns(ctx.req)))
+            & no_response_byte(att, ctx.req) & (sent >= 0))
+    young = ended - sent <= race_window_ns(ctx.req)
     alive = np.zeros(len(att), dtype=bool)
     for p in ctx.pods.values():
         rows = ctx.pod_of == p.name
         if not rows.any():
             continue
-        ok = np.ones(len(att), dtype=bool)
+        if cuts_busy_connections(ctx, p, rows & mask):
+            continue
+        # written after the pod's stop signal onto a connection it then closed
+        # unanswered: the server was done with it (idle at the signal); or
+        # written just as the connection closed (idle timeout, any time)
+        if p.stop_signal is None:
+            ok = young.copy()
+        else:  # one written before the signal and cut after it was in flight
+            ok = (sent >= p.stop_signal) | (young & (ended < p.stop_signal))
         if p.end is not None:
-            ok &= sent <= p.end + TOL_NS
+            # up to AFTER_END_NS after the exit the client may still write on a
+            # connection whose close (the exit's) it has not read yet
+            ok &= sent <= p.end + AFTER_END_NS
         if p.sigkill is not None:
             ok &= ~((sent <= p.sigkill + TOL_NS) & (ended >= p.sigkill - TOL_NS))
         alive |= rows & ok
@@ -113,12 +144,15 @@ def rule_keepalive_cut(ctx: Context) -> dict[str, Any] | None:
         return None
     got = claim(ctx, mask)
     reused = int(got["reused"].sum())
+    inflight = sum(ctx.pods[k].inflight_at_close or 0 for k in per_pod if k in ctx.pods)
     n_conns = sum(v["connections"] for v in per_pod.values())
     return finding(
         "keepalive-cut", TITLES["keepalive-cut"],
-        f"The app drained, but at shutdown it closed {n_conns} open connection(s) on {', '.join(per_pod)} "
-        f"under requests it had been sent more than {race_window_ns(ctx.req) / 1e6:.0f} ms earlier: {len(got)} requests "
-        f"failed ({outcome_text(by_outcome(got))}), {reused} of them on reused keep-alive connections.",
+        f"At shutdown {', '.join(per_pod)} closed {n_conns} open connection(s) under requests it was serving "
+        f"(it answered nothing on them after"
+        + (f"; by its own log {inflight} request(s) were in flight then" if inflight else "")
+        + f"): {len(got)} requests failed ({outcome_text(by_outcome(got))}), {reused} of them on reused "
+        "keep-alive connections.",
         "At shutdown answer each request still arriving on a keep-alive connection with "
         "Connection: close and close a connection only after its response (no RST, no close while a "
         "request may be on the wire); do it while the preStop delay still keeps new traffic away.",

@@ -69,6 +69,8 @@ class PodLife:
     drained: int | None = None
     #: the app's own last word before exiting (app log)
     exiting: int | None = None
+    #: requests the app said it was serving when it closed its listener (app log, when it says)
+    inflight_at_close: int | None = None
     exited: int | None = None
     exit_code: int | None = None
     sigkill: int | None = None
@@ -199,6 +201,8 @@ def _apply(p: PodLife, ev: EventDict) -> None:
             field = "listener_closed"
         if field is not None:
             setattr(p, field, _first(getattr(p, field), t))
+        if field == "listener_closed" and p.inflight_at_close is None and isinstance(detail.get("inflight"), int):
+            p.inflight_at_close = int(detail["inflight"])
 
 
 def pod_lives(events: Iterable[EventDict]) -> dict[str, PodLife]:

@@ -27,12 +27,24 @@ def register(sub) -> None:
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file (see docs/scenarios.md)")
     p.add_argument("--platform", default="local", help="local (default: replicas as processes here) or kubernetes")
     p.add_argument("--out", metavar="DIR", help="run dir to create [reports/<scenario>/<run-id>]")
+    p.add_argument("--manifests", action="append", default=[], metavar="FILE",
+                   help="take the workload from Kubernetes manifests (repeatable; '-' reads stdin, e.g. "
+                   "`helm template ... | rollout-harness run s.yaml --manifests -`); see docs/manifests.md")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. --set traffic.rate=1000 (repeatable)")
     p.add_argument("--no-report", action="store_true",
                    help="skip the report (charts, index.html, junit.xml); summary.json is still written "
                    "(exit 0 unless inconclusive)")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="N rollouts in one invocation, one verdict with confidence bounds (docs/proof.md)")
+    p.add_argument("--lanes", type=int, default=1, metavar="L",
+                   help="with --repeat: L Deployments side by side, each rolled out in turn [1]")
+    p.add_argument("--every-report", action="store_true",
+                   help="with --repeat: a full report for every rollout (default: for those that did not pass; "
+                   "each still gets summary.json, and `report RUN_DIR` renders one later)")
+    p.add_argument("--verify-fix", action="store_true",
+                   help="run, apply the top finding's Deployment-level fix, run again, compare before/after")
     p.set_defaults(func=run)
 
 
@@ -43,8 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner import check_platform, run_scenario
     from harness.traffic.progress import Progress
 
-    scenario = load_scenario(args.scenario, args.overrides)  # bad input: exit 2 before anything is created
+    # bad input: exit 2 before anything is created
+    scenario = load_scenario(args.scenario, args.overrides, manifests=getattr(args, "manifests", None) or None)
     check_platform(args.platform)
+    if args.repeat != 1 or args.lanes != 1 or args.verify_fix:
+        from harness.commands.repeat import run_repeated
+
+        return run_repeated(args, scenario)
     run_dir = Path(args.out) if args.out else default_run_dir(scenario.name)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise BadInput(f"--out {run_dir}: directory exists and is not empty; give a new run dir")
@@ -58,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         outcome = run_scenario(scenario, platform=args.platform, run_dir=run_dir, report=not args.no_report)
     print_summary(outcome)
+    if outcome.reported:
+        from harness.commands.repeat import record_run
+
+        record_run(outcome.summary, scenario, args.platform)
     return outcome.exit_code
 
 
@@ -86,6 +107,9 @@ def print_summary(outcome) -> None:
         if during:
             console.print("during the rollout: " + (", ".join(f"{k} {v:,}" for k, v in sorted(fails.items()))
                                                     if fails else "no failed request"))
+    view = s.get("client_view") or {}
+    if view.get("failed"):
+        console.print(f"client view: {view['sentence']}", soft_wrap=True, markup=False)
     for f in (s.get("findings") or [])[:3]:
         title = f.get("title") or f.get("cause") or str(f)
         console.print(f"  finding: {title}", soft_wrap=True, markup=False)

@@ -43,6 +43,15 @@ class EventKind(enum.StrEnum):
     ROLLOUT_STARTED = "rollout_started"
     ROLLOUT_COMPLETE = "rollout_complete"
     PROBE_FAILED = "probe_failed"
+    # node drains (pod is empty for node steps; detail names the node)
+    NODE_CORDONED = "node_cordoned"
+    NODE_UNCORDONED = "node_uncordoned"
+    EVICTION_REQUESTED = "eviction_requested"
+    EVICTION_REFUSED = "eviction_refused"  # 429: the PodDisruptionBudget allows no disruption now
+    EVICTED = "evicted"
+    FAILED_SCHEDULING = "failed_scheduling"  # Pending: no node fits (detail: reason)
+    DRAIN_STARTED = "drain_started"
+    DRAIN_COMPLETE = "drain_complete"
     # run phases (pod is empty): the analysis splits baseline / disruption / settle
     PHASE = "phase"
     # app log lines without a kind of their own (listener closed, drained, ...)

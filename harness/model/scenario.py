@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from harness.errors import ScenarioError
@@ -144,8 +144,71 @@ class Strategy(_Model):
 
 
 class PodDisruptionBudget(_Model):
+    """policy/v1 PodDisruptionBudget spec (the selector is always the
+    Deployment's own pods). Limits evictions (node drains), not a rollout."""
+
     min_available: IntOrPercent | None = None
     max_unavailable: IntOrPercent | None = None
+    #: IfHealthyBudget (the default): a not-ready pod may be evicted only while
+    #: the budget is met; AlwaysAllow: not-ready pods may always be evicted
+    unhealthy_pod_eviction_policy: Literal["IfHealthyBudget", "AlwaysAllow"] | None = None
+
+    _v = field_validator("min_available", "max_unavailable")(
+        classmethod(lambda cls, v: v if v is None else _check_int_or_percent(v)))
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "PodDisruptionBudget":
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("a PodDisruptionBudget needs exactly one of minAvailable, maxUnavailable "
+                             "(e.g. maxUnavailable: 1)")
+        return self
+
+
+HOSTNAME_KEY = "kubernetes.io/hostname"
+
+
+def _hostname_only(v: str) -> str:
+    if v != HOSTNAME_KEY:
+        raise ValueError(f"only topologyKey {HOSTNAME_KEY} (spread over nodes) is modelled; zones and other "
+                         "topology keys are not")
+    return v
+
+
+class TopologySpreadConstraint(_Model):
+    """A pod's topologySpreadConstraints entry. Only the node level
+    (topologyKey kubernetes.io/hostname) is modelled."""
+
+    max_skew: int = Field(1, ge=1)
+    topology_key: str = HOSTNAME_KEY
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "DoNotSchedule"
+    #: Ignore (the default): cordoned/tainted nodes still count as domains; Honor: they do not
+    node_taints_policy: Literal["Honor", "Ignore"] = "Ignore"
+    #: informational: the harness always matches the Deployment's own pods
+    label_selector: dict[str, Any] | None = None
+
+    _key = field_validator("topology_key")(classmethod(lambda cls, v: _hostname_only(v)))
+
+
+class PodAffinityTerm(_Model):
+    topology_key: str = HOSTNAME_KEY
+    label_selector: dict[str, Any] | None = None
+
+    _key = field_validator("topology_key")(classmethod(lambda cls, v: _hostname_only(v)))
+
+
+class WeightedPodAffinityTerm(_Model):
+    weight: int = Field(100, ge=1, le=100)
+    pod_affinity_term: PodAffinityTerm = Field(default_factory=PodAffinityTerm)
+
+
+class PodAntiAffinity(_Model):
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = Field(default_factory=list)
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = Field(
+        default_factory=list)
+
+
+class Affinity(_Model):
+    pod_anti_affinity: PodAntiAffinity | None = None
 
 
 class Deployment(_Model):
@@ -160,6 +223,8 @@ class Deployment(_Model):
     liveness_probe: Probe | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     pod_disruption_budget: PodDisruptionBudget | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
+    affinity: Affinity | None = None
 
     @model_validator(mode="after")
     def _strategy_can_progress(self) -> "Deployment":
@@ -219,9 +284,33 @@ class Change(_Model):
     _env = field_validator("env", mode="before")(App._env_strings.__func__)  # type: ignore[attr-defined]
 
 
+class Drain(_Model):
+    """`kubectl drain`: cordon, evict every pod through the Eviction API
+    (a 429 is retried every 5 s), wait for them to be gone; then uncordon."""
+
+    #: node names; empty = the node running the most of the app's pods
+    nodes: list[str] = Field(default_factory=list)
+    #: kubectl drain --timeout: give up (the run is inconclusive) after this long
+    timeout_seconds: float = Field(60, gt=0)
+    #: uncordon the drained nodes once the drain finished (or gave up)
+    uncordon: bool = True
+
+
+class Evict(_Model):
+    """Evict pods through the Eviction API without cordoning (what the
+    cluster autoscaler or a descheduler does): all at once, each 429
+    retried every 5 s, until they are gone."""
+
+    #: how many of the app's pods, first by name
+    pods: int = Field(1, ge=1, le=64)
+    timeout_seconds: float = Field(60, gt=0)
+
+
 class Disruption(_Model):
-    type: Literal["rollingUpdate", "restart"] = "rollingUpdate"
+    type: Literal["rollingUpdate", "restart", "drain", "evict"] = "rollingUpdate"
     change: Change = Field(default_factory=lambda: Change(env={"APP_VERSION": "2"}))
+    drain: Drain = Field(default_factory=Drain)
+    evict: Evict = Field(default_factory=Evict)
     baseline_seconds: float = Field(10, ge=0)
     settle_seconds: float = Field(10, ge=0)
 
@@ -234,6 +323,9 @@ class Gate(_Model):
     #: the run is inconclusive (not a pass) when the engine fell behind this much
     max_send_lag_p99_ms: float = Field(50, gt=0)
     max_dropped_ratio: float = Field(0.001, ge=0, le=1)
+    #: run --repeat: the most a rollout may fail, shown by the exact upper bound at rolloutConfidence
+    max_rollout_failure_probability: float | None = Field(None, gt=0, lt=1)
+    rollout_confidence: float = Field(0.95, gt=0, lt=1)
     #: which failures maxFailedRequests / maxErrorRatio count: every one (strict,
     #: the default), or only those a standard retrying client would still see
     count_failures: Literal["all", "clientVisible"] = "all"
@@ -246,6 +338,8 @@ class LocalPlatform(_Model):
     endpoint_propagation_jitter_seconds: float = Field(0.2, ge=0)
     seed: int | None = None
     host: str = Field("127.0.0.1", description="loopback address replicas listen on")
+    #: modelled nodes (node-1 .. node-N) the scheduler places pods on
+    nodes: int = Field(1, ge=1, le=64)
 
     @field_validator("host")
     @classmethod
@@ -283,11 +377,25 @@ class KubernetesPlatform(_Model):
         return self
 
 
+class WorkloadManifests(_Model):
+    """The workload from Kubernetes manifests instead of ``deployment:``
+    (see docs/manifests.md); ``-`` reads them from stdin."""
+
+    manifests: list[str] = Field(min_length=1)
+    #: the Deployment to roll out (needed when the manifests hold several)
+    deployment: str | None = None
+    #: the container under test (default: the first)
+    container: str | None = None
+    #: local platform: argv run in place of a container, by container name
+    local_commands: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][-a-z0-9_]*$")
     description: str = ""
     app: App = Field(default_factory=App)
     deployment: Deployment = Field(default_factory=Deployment)
+    workload: WorkloadManifests | None = None
     traffic: Traffic = Field(default_factory=Traffic)
     disruption: Disruption = Field(default_factory=Disruption)
     gate: Gate = Field(default_factory=Gate)
@@ -296,6 +404,8 @@ class Scenario(_Model):
 
     #: where the file was loaded from (not part of the schema)
     source_path: str | None = Field(None, exclude=True)
+    #: the manifests as loaded (harness.model.workload.Workload), when workload: is set
+    _workload: Any = PrivateAttr(default=None)
 
     def max_surge(self) -> int:
         return resolve_int_or_percent(self.deployment.strategy.rolling_update.max_surge,
@@ -380,7 +490,9 @@ def scenario_from_dict(data: Any, *, source: str = "<scenario>") -> Scenario:
     return sc
 
 
-def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -> Scenario:
+def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None, *,
+                  manifests: list[str] | None = None, stdin_text: str | None = None) -> Scenario:
+    """``manifests`` (the ``--manifests`` option) replaces ``workload.manifests``."""
     p = Path(path)
     src = str(path)
     if not p.exists():
@@ -402,4 +514,12 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
             data = apply_overrides(data if isinstance(data, dict) else {}, overrides)
         except ValueError as exc:
             raise ScenarioError(src, [str(exc)]) from exc
-    return scenario_from_dict(data, source=src)
+    workload = None
+    if isinstance(data, dict) and (manifests or data.get("workload") is not None):
+        from harness.model.workload import resolve_manifests
+
+        data, workload = resolve_manifests(data, source=src, base=p.parent, manifests=manifests,
+                                           stdin_text=stdin_text)
+    sc = scenario_from_dict(data, source=src)
+    sc._workload = workload
+    return sc

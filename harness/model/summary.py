@@ -32,7 +32,8 @@ class RequestStats(TypedDict):
 
 class Generator(TypedDict, total=False):
     """What the traffic generator was asked and what it achieved: the
-    manifest's ``generator`` section, written once by the traffic session."""
+    manifest's ``generator`` section, written once by the runner at the end of the traffic
+    (harness.traffic.summary.generator_figures), for `run` and `load` alike."""
 
     asked_rate: float  # req/s; 0 = closed loop
     achieved_rate: float  # requests sent per second of schedule
@@ -72,6 +73,12 @@ class Manifest(TypedDict, total=False):
     phases_t_ns: dict[str, int]
     platform_info: dict[str, Any]
     error: str | None
+    #: where the workload came from (harness.model.workload.Workload.describe)
+    workload: dict[str, Any]
+    #: the risks `check` sees in the manifests' spec (harness.spec.checks)
+    spec_risks: list[dict[str, Any]]
+    #: target mode: the live Deployment read through the workload model
+    live_deployment: dict[str, Any]
 
 
 class Summary(TypedDict, total=False):
@@ -91,7 +98,6 @@ class Summary(TypedDict, total=False):
     achieved_rate: float | None
     send_lag_ms: Quantiles
     latency_ms: Quantiles
-    generator: Generator
     phases: dict[str, Any]
     rollout_window: dict[str, Any]
     disruption_seconds: float
@@ -114,5 +120,8 @@ class Summary(TypedDict, total=False):
     gate: dict[str, Any]
     verdict: dict[str, Any]
     rollout: dict[str, Any] | None
+    #: a node drain's own figures (the drain_complete event): nodes, evicted,
+    #: evictions_refused (429s), duration_s, complete; None for other disruptions
+    drain: dict[str, Any] | None
     records_complete: bool
     notes: list[str]

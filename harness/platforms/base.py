@@ -5,7 +5,8 @@ the event writer, and is used by harness.runner like this::
 
     async with platform:                 # __aexit__ always tears down
         await platform.deploy()          # all replicas ready, endpoints visible
-        engine = start(platform.target_url(), resolver=platform.resolver())
+        await wait_until_serving(...)    # the one serving check (harness.traffic.preflight)
+        session = TrafficSession(..., resolver=platform.resolver())   # harness.traffic.session
         ... baseline ...
         await platform.disrupt()         # trigger the rollout, return when complete
         ... settle ...
@@ -17,9 +18,10 @@ and report are still written.
 The resolver is how a platform that routes connections itself (local) puts
 each *new* connection on a pod without a proxy in the data path: the engine
 calls ``pick()`` synchronously, on its event loop, each time it opens a
-connection, and records ``Route.pod`` as the request's ``route_pod`` (ground
-truth). ``None`` means no endpoint is ready: the engine records the request
-as refused, as kube-proxy's REJECT rule makes it on a cluster.
+connection (engine worker processes ask it over a pipe: harness.traffic.routes),
+and records ``Route.pod`` as the request's ``route_pod`` (ground truth).
+``None`` means no endpoint is ready: the engine records the request as
+refused, as kube-proxy's REJECT rule makes it on a cluster.
 """
 
 from __future__ import annotations

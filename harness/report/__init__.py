@@ -11,6 +11,13 @@ re-renders any past run; the ``run`` command calls it at the end of every run.
 
 from __future__ import annotations
 
-from harness.report.render import write_report
-
 __all__ = ["write_report"]
+
+
+def __getattr__(name: str):
+    # imported on first use: matplotlib and pandas stay out of `check`
+    if name == "write_report":
+        from harness.report.render import write_report
+
+        return write_report
+    raise AttributeError(f"module 'harness.report' has no attribute {name!r}")

@@ -76,6 +76,18 @@ def _environment(s: dict[str, Any], manifest: dict[str, Any]) -> list[tuple[str,
     lag = s["send_lag_ms"]
     rows.append(("send lag (ms)", f"p50 {lag.get('p50')}, p99 {lag.get('p99')}, max {lag.get('max')}"))
     rows.append(("records", "complete" if s["records_complete"] else "a torn last batch was skipped"))
+    workload = manifest.get("workload") or {}
+    if workload.get("documents"):
+        rows.append(("workload", f"{workload.get('origin')}: " + ", ".join(workload["documents"])))
+        changes = (manifest.get("kubernetes") or {}).get("manifest_changes") or []
+        if s.get("platform") == "kubernetes" and changes:
+            rows.append(("changed on apply", "; ".join(changes)))
+        risks = manifest.get("spec_risks") or []
+        rows.append(("risks in the spec (check)", "; ".join(
+            f"{r.get('severity', '').upper()} {r.get('check')} at {r.get('source')}:{r.get('line')}"
+            for r in risks) or "none"))
+        if s.get("platform") == "local":
+            rows.append(("not played locally", "; ".join(workload.get("unmodelled_locally") or []) or "nothing"))
     for key in ("host", "versions"):
         if manifest.get(key):
             val = manifest[key]

@@ -64,15 +64,24 @@ class ConnectionSide:
     async def _connect(self, route, seq: int, sched: int, sent: int, keepalive: bool) -> None:
         conn_id = self._next_conn
         self._next_conn += 1
-        conn = None
+        if route is None:  # a worker process: ask the parent's resolver (harness.traffic.routes)
+            try:
+                async with asyncio.timeout(self.config.read_timeout):
+                    route = await self._routes.pick()
+            except TimeoutError:  # the harness, not the service, was too slow: never sent
+                self._given_up(seq, sched, keepalive, "no route from the harness within the read timeout")
+                return
+            if route is None:  # no ready endpoint in the parent's view
+                self._given_up(seq, sched, keepalive, None, sent)
+                return
+            # The dial starts now: waiting for the route is the harness's lag (send lag),
+            # never connect time, so a busy harness does not look like a slow service.
+            sent = self._now()
+        conn = Conn(self, conn_id, route.pod, keepalive, pod_header_needles=self.target.pod_header_needles,
+                    pod_names=self.pod_names)
         try:
             async with asyncio.timeout(self.config.connect_timeout):
-                if route is None:  # asked of the parent process's resolver (harness.traffic.routes)
-                    route = await self._routes.pick()
-                if route is not None:
-                    conn = Conn(self, conn_id, route.pod, keepalive, pod_header_needles=self.target.pod_header_needles,
-                                pod_names=self.pod_names)
-                    await self._loop.create_connection(lambda: conn, route.host, route.port)
+                await self._loop.create_connection(lambda: conn, route.host, route.port)
         except asyncio.CancelledError:
             raise  # by the engine's abort or shutdown, which recorded the request (_record_unfinished)
         except BaseException as exc:  # noqa: BLE001 - every failure is data
@@ -81,14 +90,7 @@ class ConnectionSide:
             if keepalive:
                 self._pool_size -= 1
             self._record(seq, sched, sent, self._now(), OUTCOME_CODE[outcome], 0, err, text, conn_id, False,
-                         None, route.pod if route is not None else None)
-            self._slot_freed()
-            return
-        if conn is None:  # no ready endpoint in the parent's view
-            self._inflight -= 1
-            if keepalive:
-                self._pool_size -= 1
-            self._refused_no_endpoint(seq, sched, sent, self._now())
+                         None, route.pod)
             self._slot_freed()
             return
         self._all.add(conn)
@@ -99,6 +101,18 @@ class ConnectionSide:
             return
         conn.send(seq, sched, sent, self._now() + self._read_timeout_ns, self._request(seq, conn.keepalive))
 
+    def _given_up(self, seq: int, sched: int, keepalive: bool, why: str | None, sent: int = -1) -> None:
+        """A dial that did not happen: refused (``why`` None: no ready endpoint)
+        or dropped by the harness (``why``)."""
+        self._inflight -= 1
+        if keepalive:
+            self._pool_size -= 1
+        if why is None:
+            self._refused_no_endpoint(seq, sched, sent, self._now())
+        else:
+            self._record(seq, sched, -1, self._now(), _DROPPED, 0, 0, why, -1, False, None, None)
+        self._slot_freed()
+
     def pod_name(self, raw: bytes) -> str:
         """Decode (once per distinct value) the pod header's raw bytes."""
         name = self.pod_names.get(raw)
@@ -108,7 +122,7 @@ class ConnectionSide:
 
     # -- called by Conn -----------------------------------------------------------
     def conn_done(self, conn: Conn) -> None:
-        now = self._now()
+        now = self._mono() - self._anchor
         status = conn.status
         code = _OK if status < 400 else _status_code(status)
         # inlined RequestWriter.add (see its INT_FIELDS order): this runs per response
@@ -127,7 +141,7 @@ class ConnectionSide:
                 self._seq = seq + self.workers
                 self._inflight += 1
                 self.live.issued += 1
-                conn.send(seq, now, now, now + self._read_timeout_ns, self._request(seq, True))
+                conn.send(seq, now, now, now + self._read_timeout_ns, self._keepalive_request(seq))
                 return
             self._reuse(conn, now)
         else:
@@ -180,25 +194,34 @@ class ConnectionSide:
         if conn.leave_pool():
             self._pool_size -= 1
 
-    def _reuse(self, conn: Conn, now: int) -> None:
+    def _next_waiter(self, now: int) -> tuple[int, int] | None:
+        """The oldest request still worth sending; those that waited longer
+        than the read timeout for a connection are recorded dropped."""
         waiting = self._waiting
         while waiting:
             seq, sched = waiting.popleft()
-            if now - sched > self._read_timeout_ns:
-                self._record(seq, sched, -1, now, _DROPPED, 0, 0, "waited longer than the read timeout for a connection",
-                             -1, False, None, None)
-                continue
-            self._send(conn, seq, sched, now)
-            return
-        self._idle.append(conn)
+            if now - sched <= self._read_timeout_ns:
+                return seq, sched
+            self._record(seq, sched, -1, now, _DROPPED, 0, 0, "waited longer than the read timeout for a connection",
+                         -1, False, None, None)
+        return None
+
+    def _reuse(self, conn: Conn, now: int) -> None:
+        nxt = self._next_waiter(now)
+        if nxt is None:
+            self._idle.append(conn)
+        else:
+            self._send(conn, nxt[0], nxt[1], now)
 
     def _slot_freed(self) -> None:
         """A request finished or a pooled connection went away: serve waiters,
         keep a closed loop busy, or finish a stop."""
         if self._waiting and self._pool_size < self.config.connections and not self._stopping_hard():
-            seq, sched = self._waiting.popleft()
-            self._pool_size += 1
-            self._dial(seq, sched, self._now(), True)
+            now = self._now()
+            nxt = self._next_waiter(now)
+            if nxt is not None:
+                self._pool_size += 1
+                self._dial(nxt[0], nxt[1], now, True)
         if self._stopping:
             self._maybe_done()
         elif not self._interval:

@@ -60,6 +60,7 @@ class Engine(ConnectionSide):
         self.resolver = resolver or StaticResolver(self.target.host, self.target.port)
         self._routes = routes  # a worker process: routes come from the parent's resolver
         self._request = self.target.request  # the request bytes, built in one place
+        self._keepalive_request = self.target.keepalive_request  # the same, for the capacity path
         self.path = Path(out_dir) / f"worker-{worker:03d}.arrow"
         self.writer = RequestWriter(self.path, worker=worker)
         # bound methods of the writer's buffers, for the per-response hot path
@@ -70,6 +71,8 @@ class Engine(ConnectionSide):
         self.live = LiveStats()
         self._start_ns = start_ns
         self._now = clock.now
+        self._mono = clock.source  # hot path: self._mono() - self._anchor is clock.now() inlined
+        self._anchor = clock.monotonic_anchor_ns
         self.pod_names: dict[bytes, str] = {}  # raw header value -> pod name
         self._idle: list[Conn] = []
         self._all: set[Conn] = set()

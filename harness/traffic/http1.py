@@ -41,12 +41,17 @@ class Target:
         self.prefix = (head + body + "X-Request-Id: ").encode("latin-1")
         self.suffix_keepalive = b"\r\n\r\n"
         self.suffix_close = b"\r\nConnection: close\r\n\r\n"
+        # seq -> request bytes, one C call each (the per-request hot path); '%' in the
+        # URL or headers is escaped so only the request id is formatted
+        template = self.prefix.replace(b"%", b"%%") + b"%d"
+        self.keepalive_request = (template + self.suffix_keepalive).__mod__
+        self.close_request = (template + self.suffix_close).__mod__
         name = pod_header.encode("latin-1")
         self.pod_header_needles = (b"\r\n" + name + b":", b"\r\n" + name.lower() + b":")
 
     def request(self, seq: int, keepalive: bool) -> bytes:
-        """The request bytes for ``seq`` (the one place they are built)."""
-        return b"%b%d%b" % (self.prefix, seq, self.suffix_keepalive if keepalive else self.suffix_close)
+        """The request bytes for ``seq`` (built only here, from the templates above)."""
+        return self.keepalive_request(seq) if keepalive else self.close_request(seq)
 
 
 class ConnOwner(Protocol):

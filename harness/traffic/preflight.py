@@ -19,11 +19,11 @@ from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.http1 import Target
 
 
-async def _one(target: Target, resolver: Resolver, timeout: float) -> str | None:
-    """None if the request got a non-error response, else what went wrong."""
+async def _one(target: Target, resolver: Resolver, timeout: float) -> tuple[str | None, str | None]:
+    """(None if the request got a non-error response else what went wrong, the pod it went to)."""
     route = resolver.pick()
     if route is None:
-        return "no ready endpoint"
+        return "no ready endpoint", None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(route.host, route.port)
@@ -34,32 +34,46 @@ async def _one(target: Target, resolver: Resolver, timeout: float) -> str | None
             finally:
                 writer.close()
     except (OSError, TimeoutError) as exc:
-        return f"{type(exc).__name__}: {exc}".strip()
+        return f"{type(exc).__name__}: {exc}".strip(), route.pod
     parts = status_line.split()
     if len(parts) < 2 or not parts[1].isdigit():
-        return "no HTTP response"
+        return "no HTTP response", route.pod
     status = int(parts[1])
-    return None if status < 400 else f"HTTP {status}" + (f" from {route.pod}" if route.pod else "")
+    return (None if status < 400 else f"HTTP {status}" + (f" from {route.pod}" if route.pod else "")), route.pod
 
 
-async def wait_until_serving(url: str, *, resolver: Resolver | None, need: int, deadline_s: float,
+async def wait_until_serving(url: str, *, resolver: Resolver | None, need: int, deadline_s: float, pods: int = 0,
                              method: str = "GET", headers: dict[str, str] | None = None,
                              timeout: float = 2.0, interval: float = 0.1) -> int:
-    """Return how many attempts it took; raise PlatformError past the deadline."""
+    """Return how many attempts it took; raise PlatformError past the deadline.
+
+    Serving means ``need`` answers in a row without an error and, when the
+    resolver names the pod of each route (the local platform), ``pods``
+    distinct pods among those that last answered without one: every replica
+    serves, not only some (an app without a readiness probe warms up per pod).
+    This is the one serving check; platforms' ``deploy`` stops at "ready"."""
     target = Target(url, method=method, headers=headers)
     resolver = resolver or StaticResolver(target.host, target.port)
     ok_in_row = attempts = 0
+    serving: set[str] = set()
+    named = False  # the resolver names pods: count them
     last = "no attempt"
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         attempts += 1
-        problem = await _one(target, resolver, timeout)
+        problem, pod = await _one(target, resolver, timeout)
+        named |= pod is not None
         if problem is None:
             ok_in_row += 1
-            if ok_in_row >= need:
+            if pod is not None:
+                serving.add(pod)
+            if ok_in_row >= need and (not named or len(serving) >= pods):
                 return attempts
             continue
         ok_in_row, last = 0, problem
+        if pod is not None:
+            serving.discard(pod)
         await asyncio.sleep(interval)
+    pods_note = f"; {len(serving)} of {pods} pods answered without an error" if named and pods else ""
     raise PlatformError(f"the target {url} did not serve {need} requests in a row within {deadline_s:g} s "
-                        f"after all replicas were ready (last: {last}); the baseline would not be a control")
+                        f"after all replicas were ready (last: {last}{pods_note}); the baseline would not be a control")

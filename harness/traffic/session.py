@@ -46,6 +46,7 @@ class TrafficSession:
         self._engine: Engine | None = None
         self._pool: WorkerPool | None = None
         self._done = asyncio.Event()
+        self._started = asyncio.Event()
 
     @property
     def done(self) -> bool:
@@ -79,14 +80,34 @@ class TrafficSession:
                 self._engine = Engine(self.config, clock=self.clock, out_dir=self.out_dir, resolver=self.resolver)
                 if self._stops:  # stopped before it started
                     self._engine.stop()
+                self._started.set()
                 self.results = [await self._engine.run()]
             else:
                 self._pool = WorkerPool(self.config, clock=self.clock, out_dir=self.out_dir, workers=self.workers,
                                         resolver=self.resolver)
-                self.results = await self._pool.run()
+                if self._stops:
+                    self._pool.tell(STOP)
+                pool_started = asyncio.ensure_future(self._pool.started.wait())
+                pool_started.add_done_callback(lambda _: self._started.set())
+                try:
+                    self.results = await self._pool.run()
+                finally:
+                    pool_started.cancel()
         finally:
             self._done.set()
         return self.results
+
+    async def started(self) -> None:
+        """Return once the traffic has its start time (worker processes take
+        seconds to start on a busy machine: a run's baseline waits for them),
+        or the session ended without starting."""
+        done = asyncio.ensure_future(self._done.wait())
+        started = asyncio.ensure_future(self._started.wait())
+        try:
+            await asyncio.wait([done, started], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done.cancel()
+            started.cancel()
 
     async def finish(self) -> None:
         """Stop, give requests in flight their timeouts, then abort the rest."""

@@ -60,6 +60,9 @@ def _worker_main(config: EngineConfig, clock: dict, out_dir: str, worker: int, w
     clk = RunClock.from_dict(clock)
     control.send(READY)  # imports done; the parent picks one start time for all
     start_ns = control.recv()
+    if not isinstance(start_ns, int):  # stopped before it started: nothing was sent, nothing to record
+        control.close()
+        return
 
     async def main() -> EngineResult:
         routes = RouteClient(route_conn) if route_conn is not None else None
@@ -133,10 +136,15 @@ class WorkerPool:
         self.start_delay_s = start_delay_s
         self.start_timeout_s = start_timeout_s
         self.slots: list = []
+        self.started = asyncio.Event()  # every worker has its start time
         self._procs: list[tuple[mp.Process, Connection, Connection | None]] = []
+        self._stopped_before_start: str | None = None
 
     def tell(self, msg: str) -> None:
         """STOP: stop scheduling, let in-flight requests finish; ABORT: abort them."""
+        if not self.started.is_set():
+            self._stopped_before_start = msg  # the workers are told instead of their start time
+            return
         for p, control, _ in self._procs:
             if p.is_alive():
                 try:
@@ -174,7 +182,8 @@ class WorkerPool:
                     serve_routes(loop, route_conn, self.resolver)
             start_ns = self.clock.now() + int(self.start_delay_s * 1e9)
             for _, control, _ in self._procs:
-                control.send(start_ns)
+                control.send(self._stopped_before_start or start_ns)
+            self.started.set()
             for p, control, _ in self._procs:
                 try:
                     results.append(await _recv(control))

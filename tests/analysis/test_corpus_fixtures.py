@@ -51,9 +51,11 @@ def test_fixture_ground_truth_is_reproduced(name, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_attribution_on_real_corpus_tables(name, tmp_path):
-    """Every failure of these runs went where the ground truth says; the
-    attribution must find that pod for at least as many as when recorded."""
+    """The platform recorded where every failure of these runs went; the
+    attribution must be right at least as often as when the table was
+    recorded (a regression on a real server's table fails here)."""
     a = analyse(corpus_fixtures.materialise(name, tmp_path))
     acc = a.summary["attribution"]["accuracy"]
     assert acc is not None
-    assert acc["correct"] >= _source(name)["full_run"]["attribution_correct"], acc
+    full = _source(name)["full_run"]
+    assert acc["accuracy"] >= round(full["attribution_correct"] / full["service_failed"], 4), acc

@@ -15,6 +15,19 @@ rows. No server runs here.
   That is the keep-alive close race (not an in-flight cut, not a SIGKILL),
   every one of them retryable by a standard client; the signal named is
   the scenario's.
+- sample-abrupt-keepalive: the sample app with KEEPALIVE_CLOSE=abrupt
+  resets every open connection when it closes its listener, busy or not
+  (its log: 17 requests in flight at those moments, 19 failed). It answers
+  nothing on them after: keepalive-cut, not the race, whatever the timing.
+- sample-no-graceful-shutdown: the sample app exits at once on SIGTERM
+  (code 143): no-graceful-shutdown naming SIGTERM.
+- uvicorn-no-prestop-2: a second uvicorn run, where the refusals just after a
+  pod's SIGTERM went to the signalled pod (in the first run, to the one
+  that had exited): such failures are ambiguous, not guessed.
+- uvicorn-no-prestop-3: refusals 50 ms before a signalled pod's recorded
+  exit, while a pod that had exited was visible only within the tolerance
+  of its endpoint removal: the signalled pod's (it had been pinned on the
+  other, 97.3% accuracy, before the fix).
 """
 
 from __future__ import annotations
@@ -41,7 +54,11 @@ def _rules(a):
     return [f["rule"] for f in a.findings]
 
 
-@pytest.mark.parametrize("name", ["uvicorn-no-prestop", "node-close-race", "node-sigquit-race"])
+ALL = ["uvicorn-no-prestop", "uvicorn-no-prestop-2", "uvicorn-no-prestop-3", "node-close-race", "node-sigquit-race",
+       "sample-abrupt-keepalive", "sample-no-graceful-shutdown"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_attribution_holds_against_the_ground_truth(recorded, name):
     s = recorded(name).summary
     acc = s["attribution"]["accuracy"]
@@ -110,3 +127,22 @@ def test_a_bad_count_failures_value_is_bad_input(tmp_path):
 
     with pytest.raises(ScenarioError, match="countFailures"):
         scenario_from_dict({"name": "x", "gate": {"countFailures": "some"}}, source="x.yaml")
+
+
+def test_a_server_that_resets_busy_connections_is_keepalive_cut_not_the_race(recorded):
+    a = recorded("sample-abrupt-keepalive")
+    assert _rules(a) == ["keepalive-cut"], [(f["rule"], f["cause"]) for f in a.findings]
+    assert "in flight" in a.findings[0]["cause"]
+
+
+def test_an_abrupt_exit_names_the_real_signal(recorded):
+    a = recorded("sample-no-graceful-shutdown")
+    assert _rules(a)[0] == "no-graceful-shutdown"
+    assert "exited on SIGTERM" in a.findings[0]["title"]
+
+
+def test_refusals_between_an_exited_and_a_signalled_pod_are_ambiguous(recorded):
+    for name in ("uvicorn-no-prestop", "uvicorn-no-prestop-2", "uvicorn-no-prestop-3"):
+        acc = recorded(name).summary["attribution"]["accuracy"]
+        assert acc["ambiguous"] > 0 and acc["ambiguous_real_pod_in_candidates"] == acc["ambiguous"]
+        assert acc["accuracy"] == 1.0

@@ -46,11 +46,14 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         return self.server.accept(self, protocol_factory)
 
 
-class LoopClock(RunClock):
-    """The run clock on the loop's virtual time: t_ns = loop time in ns."""
+def _loop_ns() -> int:
+    return round(asyncio.get_running_loop().time() * 1e9)
 
-    def now(self) -> int:
-        return round(asyncio.get_running_loop().time() * 1e9)
+
+class LoopClock(RunClock):
+    """The run clock on the loop's virtual time: t_ns = loop time in ns (anchor 0)."""
+
+    source = staticmethod(_loop_ns)
 
 
 class FakeTransport(asyncio.Transport):

@@ -18,13 +18,13 @@ MS = 1_000_000
 URL = "http://127.0.0.1:8080/work"
 
 
-def run(tmp_path, server: Server, *, stops_at=(), resolver=None, worker=0, workers=1, **cfg):
+def run(tmp_path, server: Server, *, stops_at=(), resolver=None, routes=None, worker=0, workers=1, **cfg):
     """Run one engine on the virtual loop; returns (result, records, loop time when run() returned)."""
     config = EngineConfig(url=URL, **cfg)
 
     async def main():
         engine = Engine(config, clock=LoopClock(0, 0), out_dir=tmp_path / "requests", start_ns=0,
-                        resolver=resolver, worker=worker, workers=workers)
+                        resolver=resolver, routes=routes, worker=worker, workers=workers)
         loop = asyncio.get_running_loop()
         for t in stops_at:
             loop.call_at(t, engine.stop)
@@ -157,3 +157,46 @@ def test_worker_w_of_n_sends_seqs_w_w_plus_n_on_the_single_worker_schedule(tmp_p
     at seq ms, exactly where the one-worker schedule puts them."""
     _, df, _ = run(tmp_path, Server(delay_s=0.0002), rate=1000, duration=0.01, worker=1, workers=3)
     assert list(df.seq) == [1, 4, 7] and ms(df.scheduled_ns) == [1, 4, 7] and (df.worker == 1).all()
+
+
+class SlowRoutes:
+    """A worker's routes from a parent process that answers after ``after_s`` (None: never)."""
+
+    def __init__(self, after_s):
+        self.after_s = after_s
+
+    def pick(self):
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self.after_s is not None:
+            loop.call_later(self.after_s, fut.set_result, Route("127.0.0.1", 8080, "pod-c"))
+        return fut
+
+
+def test_a_slow_route_answer_is_the_harness_lag_not_a_connect_timeout(tmp_path):
+    """A worker waits 2 s for its route (connect timeout 0.5 s, read timeout 5 s):
+    the dial starts when the route comes, so the request is ok, sent at 2 s
+    (2 s of send lag, the harness's), answered 0.2 ms later."""
+    _, df, _ = run(tmp_path, Server(delay_s=0.0002), rate=1000, duration=0.001, new_connection_ratio=1.0,
+                   connect_timeout=0.5, routes=SlowRoutes(2.0))
+    assert list(df.outcome) == ["ok"] and list(df.route_pod) == ["pod-c"]
+    assert ms(df.sent_ns) == [2000] and ms(df.ended_ns) == [2000.2]
+
+
+def test_no_route_answer_within_the_read_timeout_is_dropped_not_a_service_failure(tmp_path):
+    _, df, _ = run(tmp_path, Server(delay_s=0.0002), rate=1000, duration=0.001, new_connection_ratio=1.0,
+                   read_timeout=0.0625, routes=SlowRoutes(None))
+    assert list(df.outcome) == ["dropped"] and list(df.sent_ns) == [-1] and ms(df.ended_ns) == [62.5]
+    assert df.error[0] == "no route from the harness within the read timeout"
+
+
+def test_a_waiter_is_never_sent_after_waiting_longer_than_the_read_timeout(tmp_path):
+    """One connection, never answered, read timeout 62.5 ms: seq 0 times out at
+    the sweep of 78.125 ms, which frees the pool slot; seqs 1 and 2 (due at 1
+    and 2 ms) have waited longer than the read timeout by then: dropped at
+    78.125 ms, not sent on a new connection."""
+    server = Server(delay_s=None)
+    _, df, _ = run(tmp_path, server, rate=1000, duration=0.0025, connections=1, read_timeout=0.0625)
+    assert list(df.outcome) == ["read_timeout", "dropped", "dropped"]
+    assert ms(df.ended_ns) == [78.125] * 3 and list(df.sent_ns[1:]) == [-1, -1]
+    assert server.dials == 1

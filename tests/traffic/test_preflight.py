@@ -30,3 +30,25 @@ def test_never_serving_is_a_platform_error_naming_the_answer(server_factory):
     srv = server_factory(servers.answer(servers.status_response(503)))
     with pytest.raises(PlatformError, match="HTTP 503"):
         asyncio.run(wait_until_serving(srv.url, resolver=None, need=2, deadline_s=0.5, interval=0.05))
+
+
+def test_every_named_pod_must_serve_not_only_some(server_factory):
+    """The local platform's resolver names each route's pod: one pod still
+    warming (503) keeps the target from serving even when others answer."""
+    from harness.model.routing import Route
+
+    ok = server_factory(servers.answer(servers.RESPONSE_OK))
+    cold = server_factory(servers.answer(servers.status_response(503)))
+
+    class TwoPods:
+        n = 0
+
+        def pick(self):
+            self.n += 1
+            srv, pod = (ok, "warm") if self.n % 2 else (cold, "cold")
+            return Route("127.0.0.1", int(srv.url.rsplit(":", 1)[1].split("/")[0]), pod)
+
+    with pytest.raises(PlatformError, match="1 of 2 pods answered without an error"):
+        asyncio.run(wait_until_serving(ok.url, resolver=TwoPods(), need=1, pods=2, deadline_s=0.5, interval=0.01))
+    attempts = asyncio.run(wait_until_serving(ok.url, resolver=TwoPods(), need=1, pods=1, deadline_s=5))
+    assert attempts == 1

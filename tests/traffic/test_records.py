@@ -70,10 +70,11 @@ def test_no_ready_endpoint_is_refused(tmp_path):
     assert set(df.outcome.astype(str)) == {"refused"} and len(df) == 8
 
 
-def _start_load(tmp_path, url, duration=60):
+def _start_load(tmp_path, url, duration=60, workers=1):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "load", url, "--rate", "200", "--duration",
-                             str(duration), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(duration), "--workers", str(workers), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     req = out / "requests" / "worker-000.arrow"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until at least one batch is on disk
@@ -86,14 +87,18 @@ def _start_load(tmp_path, url, duration=60):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_readable_records_and_summary(tmp_path, server_factory):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-engine", "two-worker-processes"])
+def test_ctrl_c_leaves_readable_records_and_summary(tmp_path, server_factory, workers):
+    """Ctrl-C stops the schedule and lets requests in flight finish: every
+    request has its record, none cut by the harness."""
     srv = server_factory(servers.answer(servers.RESPONSE_OK))
-    proc, out = _start_load(tmp_path, srv.url)
+    proc, out = _start_load(tmp_path, srv.url, workers=workers)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     df = read_requests(out)
     assert len(df) > 0 and (df.outcome == "ok").all()
+    assert set(df.worker) == set(range(workers))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["total"] == len(df)
 

@@ -81,3 +81,22 @@ def test_a_second_stop_aborts_requests_in_flight(tmp_path, server_factory):
     assert (df.outcome == "dropped").all()
     assert set(df.error) == {"aborted before its response", "aborted while waiting for a connection"}
     assert (df[df.error == "aborted before its response"].sent_ns >= 0).all()
+
+
+@pytest.mark.slow
+def test_workers_stopped_before_they_started_send_nothing(tmp_path, server_factory):
+    """A run whose rollout ended (or failed) while its worker processes were
+    still starting: they are told to stop instead of when to start."""
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    cfg = EngineConfig(url=srv.url, rate=100, duration=5)
+    session = TrafficSession(cfg, clock=RunClock.start(), out_dir=tmp_path / "requests", workers=2)
+
+    async def main():
+        task = asyncio.ensure_future(session.run())
+        await asyncio.sleep(0)
+        session.stop()
+        await asyncio.wait_for(session.started(), 60)  # returns: the session ended without starting
+        return await asyncio.wait_for(task, 60)
+
+    assert run_on_fast_loop(main) == [] and session.done
+    assert not list((tmp_path / "requests").glob("*.arrow")) or read_requests(tmp_path).empty

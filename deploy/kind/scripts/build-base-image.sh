@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Builds the base image sample-app/Dockerfile starts FROM ($BASE_IMAGE), so
 # `make kind-load` (docker build sample-app/) runs unchanged here without a
-# registry: the cluster's debootstrap bookworm root (Debian's Python 3.11)
+# registry: a debootstrap bookworm root (Debian's Python 3.11; the cluster's when built)
 # with a venv in /usr/local/python first on PATH, so `python` and `pip` are
 # the venv's, as in the official image. pip inside `docker build` reaches
 # PyPI; the host's pip settings (CA bundle) are copied in so it trusts what
 # the host trusts. Prints the archive path on stdout.
 source "$(dirname "$0")/lib.sh"
 ARCHIVE="$CLUSTER_DIR/images/image_archive.py"
-ROOTFS_TAR="$BUILD_CACHE/rootfs/bookworm-python3-minbase.tar"
 OUT_DIR="$KIND_CACHE/base"
 mkdir -p "$OUT_DIR"
-[[ -s $ROOTFS_TAR ]] || bash "$CLUSTER_DIR/images/build-images.sh" rootfs
+# The cluster's sample-app root when its build made one (same packages), else our own:
+# building into the cluster's path here could race a cluster build doing the same.
+ROOTFS_TAR="$BUILD_CACHE/rootfs/bookworm-python3-minbase.tar"
+if [[ ! -s $ROOTFS_TAR ]]; then
+  ROOTFS_TAR="$OUT_DIR/bookworm-python3-minbase.tar"
+  if [[ ! -s $ROOTFS_TAR ]]; then
+    dir="$OUT_DIR/rootfs-work"; rm -rf "$dir"; start=$(date +%s)
+    log "debootstrap bookworm (minbase + python3, python3-venv) -> $ROOTFS_TAR"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$dir" \
+      "$(debian_mirror)" > "$OUT_DIR/debootstrap.log" 2>&1 \
+      || die "debootstrap failed; log: $OUT_DIR/debootstrap.log"
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    tar --numeric-owner --xattrs -C "$dir" -cf "$ROOTFS_TAR.partial" . && mv "$ROOTFS_TAR.partial" "$ROOTFS_TAR"
+    rm -rf "$dir"
+    log "base rootfs built in $(( $(date +%s) - start )) s"
+  fi
+fi
 key="$( { sha256sum "$ROOTFS_TAR" "$0" "$ARCHIVE" | cut -d' ' -f1; cat /etc/pip.conf 2>/dev/null; } | sha256sum | cut -c1-16)"
 out="$OUT_DIR/python-3.11-slim-$key.tar"
 if [[ ! -s $out ]]; then

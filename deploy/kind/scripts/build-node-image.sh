@@ -68,7 +68,8 @@ build_images() {
     ln -s k8s-node "$layer/usr/local/bin/$c"
   done
   copy_with_libs "$root" "$layer" /usr/sbin/xtables-nft-multi
-  cp -a "$root/usr/lib/x86_64-linux-gnu/xtables" "$layer/usr/lib/x86_64-linux-gnu/"
+  # iptables' extensions (-m comment, conntrack, mark...) are loaded at run time
+  copy_with_libs "$root" "$layer" $(cd "$root" && ls usr/lib/x86_64-linux-gnu/xtables/*.so | sed 's|^|/|')
   for c in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
     ln -s xtables-nft-multi "$layer/usr/sbin/$c"
   done

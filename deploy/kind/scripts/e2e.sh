@@ -9,6 +9,7 @@
 #   4. stop dockerd (undoing its host changes) and compare the host with the
 #      snapshot: any difference fails the target.
 # Teardown runs on failure and on Ctrl-C too; the first failure is the exit code.
+# KIND_E2E_LOCK=FILE: hold that lock (flock) for steps 2-4.
 source "$(dirname "$0")/lib.sh"
 S="$KIND_DIR/scripts"
 PY="${PY:-$REPO_DIR/.venv/bin/python}"
@@ -16,15 +17,18 @@ export KUBECONFIG="$KIND_STATE/kubeconfig"   # kind writes its context here, not
 mkdir -p "$KIND_STATE"
 t0=$(date +%s)
 
-bash "$S/install-deps.sh"
-bash "$CLUSTER_DIR/scripts/build-node.sh"
-bash "$S/build-kind.sh"
-bash "$S/build-binaries.sh"
-node_tar="$(bash "$S/build-node-image.sh")"
-base_tar="$(bash "$S/build-base-image.sh")"
+images="$(bash "$S/setup.sh")"
+node_tar="$(sed -n 1p <<< "$images")"; base_tar="$(sed -n 2p <<< "$images")"
 t_setup=$(( $(date +%s) - t0 ))
 log "setup (builds, cached) ${t_setup} s"
 
+# On a machine shared with other users of docker/kind/clusters, KIND_E2E_LOCK names a
+# lock file: held from here (after the builds) to the end, so builds never block others.
+if [[ -n ${KIND_E2E_LOCK:-} ]]; then
+  exec 9>"$KIND_E2E_LOCK"
+  log "waiting for the lock $KIND_E2E_LOCK"
+  flock 9
+fi
 snap="$KIND_STATE/host"; rm -rf "$snap"
 bash "$S/host-snapshot.sh" save "$snap/before"
 rc=0; torn=""

@@ -85,6 +85,10 @@ class KubeApi(Protocol):
                       subresource: str = "") -> tuple[bool, str]:
         """(allowed, reason) from a SelfSubjectAccessReview."""
     def version(self) -> dict[str, Any]: ...
+    def patch_node(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Strategic merge patch of a node (cordon: spec.unschedulable)."""
+    def evict(self, namespace: str, pod: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST pods/<pod>/eviction (policy/v1); 429 while the PDB allows no disruption."""
     def node_images(self) -> list[str] | None:
         """Image names on the nodes, or None when nodes cannot be listed."""
 
@@ -278,6 +282,14 @@ class RestKube:
 
     def version(self):
         return self._call("GET", "/version", timeout=(5, 10))
+
+    def patch_node(self, name, body):
+        return self._call("PATCH", f"/api/v1/nodes/{quote(name)}", body=body,
+                          content_type="application/strategic-merge-patch+json")
+
+    def evict(self, namespace, pod, body):
+        return self._call("POST", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/eviction",
+                          body=body, content_type="application/json")
 
     def node_images(self):
         try:

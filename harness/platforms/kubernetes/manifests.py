@@ -161,6 +161,7 @@ def render(sc: Scenario, *, namespace: str, run_id: str) -> Rendered:
             c[field_name] = _probe(f"deployment.{field_name}", probe, port, sec)
     if d.lifecycle.pre_stop is not None:
         c["lifecycle"] = {"preStop": _pre_stop(d.lifecycle.pre_stop, port, sec)}
+    _placement(pod["spec"], d, selector)
 
     svc = _skeleton("service.yaml")
     svc["metadata"].update(name=d.name, namespace=namespace, labels=dict(labels))
@@ -180,7 +181,34 @@ def render(sc: Scenario, *, namespace: str, run_id: str) -> Rendered:
             pdb["spec"]["minAvailable"] = budget.min_available
         if budget.max_unavailable is not None:
             pdb["spec"]["maxUnavailable"] = budget.max_unavailable
+        if budget.unhealthy_pod_eviction_policy is not None:
+            pdb["spec"]["unhealthyPodEvictionPolicy"] = budget.unhealthy_pod_eviction_policy
     return Rendered(ns, dep, svc, pdb, notes)
+
+
+def _placement(pod_spec: dict[str, Any], d, selector: dict[str, str]) -> None:
+    """topologySpreadConstraints and podAntiAffinity as the scenario gives
+    them, each matching the Deployment's own pods (the selector)."""
+    match = {"matchLabels": dict(selector)}
+    if d.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = [
+            {"maxSkew": c.max_skew, "topologyKey": c.topology_key, "whenUnsatisfiable": c.when_unsatisfiable,
+             "nodeTaintsPolicy": c.node_taints_policy, "labelSelector": match}
+            for c in d.topology_spread_constraints]
+    anti = d.affinity.pod_anti_affinity if d.affinity else None
+    if anti is not None:
+        out: dict[str, Any] = {}
+        if anti.required_during_scheduling_ignored_during_execution:
+            out["requiredDuringSchedulingIgnoredDuringExecution"] = [
+                {"topologyKey": t.topology_key, "labelSelector": match}
+                for t in anti.required_during_scheduling_ignored_during_execution]
+        if anti.preferred_during_scheduling_ignored_during_execution:
+            out["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                {"weight": w.weight, "podAffinityTerm": {"topologyKey": w.pod_affinity_term.topology_key,
+                                                         "labelSelector": match}}
+                for w in anti.preferred_during_scheduling_ignored_during_execution]
+        if out:
+            pod_spec["affinity"] = {"podAntiAffinity": out}
 
 
 def rollout_patch(sc: Scenario, *, container: str, now_rfc3339: str) -> dict[str, Any]:

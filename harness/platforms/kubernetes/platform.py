@@ -33,13 +33,14 @@ from harness.model.events import EventKind as K
 from harness.model.events import EventWriter, SourceKind
 from harness.model.rundir import LOGS_DIR, update_manifest
 from harness.model.scenario import Scenario
+from harness.model.workload import workload_of
 from harness.model.ingresslog import ACCESS_LOG, INGRESS_DIR, PROXY_LOG
-from harness.platforms.kubernetes import apitime, ingress as ingress_mod, manifests, preflight
+from harness.platforms.kubernetes import apitime, apply, ingress as ingress_mod, manifests, preflight
 from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
 from harness.platforms.kubernetes.podlogs import LogFollower
-from harness.platforms.kubernetes.podtrack import PodTracker, Step
+from harness.platforms.kubernetes.podtrack import IMAGE_PROBLEMS, PodTracker, Step
 from harness.platforms.kubernetes.rollout import Phase, rollout_state
 from harness.platforms.kubernetes.watch import ResourceWatch
 from harness.platforms.kubernetes.workload import workload_facts
@@ -47,7 +48,6 @@ from harness.platforms.kubernetes.workload import workload_facts
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
-IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 RAW_WATCH_FILE = "kube-watch.jsonl"
 #: a deleted pod must be seen to end within its grace period plus this (the
 #: kubelet's SIGKILL, the container runtime and the watch all take a moment)
@@ -78,11 +78,13 @@ class KubernetesPlatform:
         self._record = None
         self._torn_down = False
         self._notes: list[str] = []
+        self._changes: list[str] = []  # what applying the user's manifests changed in them
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
         #: traffic.via: ingress -- the proxy's own view of the endpoints (a polling thread)
         self.ingress_view: ingress_mod.IngressView | None = None
+        self.pod_selector = ""
         self._workload: dict[str, Any] = {}
 
     # ---- the seam -----------------------------------------------------------
@@ -103,6 +105,7 @@ class KubernetesPlatform:
         """For the run manifest: where the run happened and what the watches saw."""
         return {"platform": self.name, "mode": self.mode, "namespace": self.namespace,
                 "deployment": self.deployment, "url": self._url, "rounding": self._notes,
+                "manifest_changes": self._changes,
                 "watch_stats": {w.resource: dict(w.stats) for w in self._watches},
                 "logs_followed": len(self._followers),
                 **({"ingress": {"proxy": "traefik", "image": ingress_mod.IMAGE, "provider": "kubernetesingress",
@@ -126,12 +129,17 @@ class KubernetesPlatform:
             "server_version": version.get("gitVersion", ""), "mode": self.mode,
             "namespace": self.namespace, "deployment": self.deployment, "url": self._url,
             "namespace_per_run": self._owns_namespace, "run_label": self.run_label,
-            "rounding": self._notes, "workload": self._workload})
+            "rounding": self._notes, "manifest_changes": self._changes, "workload": self._workload})
 
     async def disrupt(self) -> None:
         """Trigger the rollout; return once it is complete and every pod it
         deleted has been seen to end (the observation window closes only
         then: a pod still in its preStop can still drop requests)."""
+        if self.sc.disruption.type in ("drain", "evict"):
+            from harness.platforms.kubernetes.drain import drain_on_cluster
+
+            await drain_on_cluster(self)
+            return
         old = self.pods.live_pods()
         since = self.clock.now()
         patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
@@ -188,37 +196,34 @@ class KubernetesPlatform:
         self._owns_namespace = kube.namespace is None
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
-                         per_run_namespace=self._owns_namespace)
+                         per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
-        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
-        self._notes = rendered.notes
+        prepared = self._prepare()
         if self._owns_namespace:
-            await self._call(api.create_namespace, rendered.namespace)
+            await self._call(api.create_namespace, prepared.namespace)
             atexit.register(self._teardown_sync)
         # recorded at once, so a run killed while deploying still names what it left
-        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label})
-        run_selector = f"{manifests.RUN_LABEL}={rendered.deployment['spec']['selector']['matchLabels'][manifests.RUN_LABEL]}"
-        await self._start_watches(pod_selector=run_selector, service=self.deployment,
+        update_manifest(self.run_dir, kubernetes={"namespace": self.namespace, "run_label": self.run_label,
+                                                  "manifest_changes": self._changes})
+        await self._start_watches(pod_selector=prepared.run_selector, service=prepared.service,
                                   accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
-        for resource, obj in (("deployments", rendered.deployment), ("services", rendered.service),
-                              ("poddisruptionbudgets", rendered.pdb)):
-            if obj is None:
-                continue
+        for resource, obj in prepared.objects:
             await self._call(api.create, resource, self.namespace, obj)
             self._created.append((resource, obj["metadata"]["name"]))
-        self._workload = workload_facts(rendered.deployment, self.container)
-        svc = await self._call(api.get, "services", self.namespace, self.deployment)
+        self._workload = workload_facts(dict(prepared.objects)["deployments"], self.container)
+        svc = await self._call(api.get, "services", self.namespace, prepared.service)
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         if self.sc.traffic.via == "ingress":
-            await self._deploy_ingress()
+            await self._deploy_ingress(prepared.service)
         await self._wait_ready()
 
-    async def _deploy_ingress(self) -> None:
+    async def _deploy_ingress(self, app_service: str) -> None:
         """Traefik in front of the run's Service; traffic enters by its NodePort."""
         for resource, obj in ingress_mod.render(self.sc, namespace=self.namespace, run_label=self.run_label,
-                                                app_service=self.deployment,
+                                                app_service=app_service,
                                                 pull_policy=self.kube.image_pull_policy,
                                                 api_server=getattr(self.api, "server", None)):
             await self._call(self.api.create, resource, self.namespace, obj)
@@ -232,11 +237,30 @@ class KubernetesPlatform:
             pod_of=self.endpoints.pod_at, max_seconds=3600)
         self.ingress_view.start()
 
+    def _prepare(self) -> apply.Prepared:
+        """The objects of this run: the user's manifests as given (changes
+        listed), or the scenario's deployment: rendered."""
+        wl = workload_of(self.sc)
+        if wl.from_manifests:
+            self.container = wl.container
+            prepared = apply.prepare(self.sc, wl, namespace=self.namespace, run_id=self.run_id)
+            self._changes = prepared.changes
+            return prepared
+        rendered = manifests.render(self.sc, namespace=self.namespace, run_id=self.run_id)
+        self._notes = rendered.notes
+        objects = [(r, o) for r, o in (("deployments", rendered.deployment), ("services", rendered.service),
+                                       ("poddisruptionbudgets", rendered.pdb)) if o is not None]
+        selector = rendered.deployment["spec"]["selector"]["matchLabels"][manifests.RUN_LABEL]
+        return apply.Prepared(namespace=rendered.namespace, objects=objects, service=self.deployment,
+                              run_selector=f"{manifests.RUN_LABEL}={selector}", changes=[])
+
     async def _deploy_target(self) -> None:
         target, api = self.kube.target, self.api
         assert target is not None
         self.namespace, self.deployment, self._url = target.namespace, target.deployment, target.url
-        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False)
+        await self._call(preflight.check_access, api, self.namespace, mode="target", per_run_namespace=False,
+                         drain=self.sc.disruption.type in ("drain", "evict"),
+                         cordon=self.sc.disruption.type == "drain")
         try:
             dep = await self._call(api.get, "deployments", self.namespace, self.deployment)
         except KubeError as exc:
@@ -244,6 +268,7 @@ class KubernetesPlatform:
                 raise BadInput(f"kubernetes.target: no Deployment {self.deployment!r} in namespace "
                                f"{self.namespace!r}") from exc
             raise
+        self._read_live(dep)
         tmpl = dep.get("spec", {}).get("template", {})
         self.container = ((tmpl.get("spec", {}).get("containers") or [{}])[0]).get("name", "")
         self._workload = workload_facts(dep, self.container)
@@ -256,6 +281,15 @@ class KubernetesPlatform:
                                   accept_pod=lambda name: name in self.pods.live_pods()
                                   or name.startswith(f"{self.deployment}-"))
         await self._wait_ready()
+
+    def _read_live(self, dep: dict[str, Any]) -> None:
+        """The live Deployment through the workload model, so the diagnosis
+        uses its real grace period, preStop, probes and strategy."""
+        live, record = apply.read_live(dep, source=f"live Deployment {self.namespace}/{self.deployment}")
+        if live is not None:
+            live.pod_disruption_budget = self.sc.deployment.pod_disruption_budget
+            self.sc.deployment = live
+        update_manifest(self.run_dir, scenario=self.sc.dump(), live_deployment=record)
 
     async def _find_service(self, pod_labels: dict[str, str]) -> str | None:
         """The Service whose selector picks the Deployment's pods (the one
@@ -271,6 +305,7 @@ class KubernetesPlatform:
 
     async def _start_watches(self, *, pod_selector: str, service: str | None,
                              accept_pod: Callable[[str], bool]) -> None:
+        self.pod_selector = pod_selector
         self._record = open(self.run_dir / RAW_WATCH_FILE, "a", encoding="utf-8", buffering=1)
         kube_sink = self._sink(SourceKind.KUBE_WATCH)
         since = self.clock.to_wall_ns(0) - 2_000_000_000  # Events carry whole seconds
@@ -292,8 +327,8 @@ class KubernetesPlatform:
                     await anyio.sleep(0.05)
 
     async def _wait_ready(self) -> None:
-        """All replicas available, all in the Service's endpoints, and the
-        target answering — before any load."""
+        """All replicas available and all in the Service's endpoints, before
+        any load (the runner then checks that the target serves)."""
         deadline = time.monotonic() + self.sc.deployment.progress_deadline_seconds + 30
         want = self.sc.deployment.replicas if self.mode == "managed" else None
         message = ""
@@ -319,22 +354,9 @@ class KubernetesPlatform:
                 routable = min(routable, seen)
             self._progress = message
             if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
-                if await self._target_answers():
-                    return
-                message += f"; {self._url} does not answer yet"
+                return  # whether it serves is the runner's one check, through the NodePort (traffic.preflight)
             await anyio.sleep(POLL_S)
         raise PlatformError(f"kubernetes: not ready before the deadline: {message}")
-
-    async def _target_answers(self) -> bool:
-        url = self.target_url()
-        import httpx
-
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                r = await client.get(url, headers={"Connection": "close"})
-            return r.status_code < 500
-        except httpx.HTTPError:
-            return False
 
     # ---- rollout ------------------------------------------------------------
     async def _follow_rollout(self, *, min_generation: int):

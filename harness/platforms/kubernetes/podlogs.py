@@ -5,42 +5,28 @@ exiting) are written in the last second of a pod's life; a log fetched at
 the end of the run would find the pod gone. So each container's log is
 followed from the moment it starts, in a daemon thread, into
 ``logs/<pod>.log``; each JSON line ``{"ts", "pod", "event", ...}`` becomes a
-lifecycle event on the run clock (from the line's wall time):
-``sigterm_received`` is ``app_shutdown_started``, every other line an
-``app_log``. A stream that drops while the container still runs is
+lifecycle event on the run clock (harness.platforms.applog, the parser
+the local platform uses too). A stream that drops while the container still runs is
 re-opened, skipping the lines already read (a container log only grows).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from harness.model.events import EventKind as K
+from harness.platforms.applog import app_log_event
 from harness.platforms.kubernetes.client import KubeApi, KubeError
 from harness.platforms.kubernetes.podtrack import Step
 
 log = logging.getLogger(__name__)
 
-APP_EVENT_KINDS = {"sigterm_received": K.APP_SHUTDOWN_STARTED}
-
-
 def parse_app_line(line: str, pod: str, from_wall_s: Callable[[float], int]) -> tuple[int, Step] | None:
-    """(t_ns, step) for one JSON log line of the app; None for other lines."""
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(rec, dict) or "event" not in rec or not isinstance(rec.get("ts"), (int, float)):
-        return None
-    event = str(rec["event"])
-    kind = APP_EVENT_KINDS.get(event, K.APP_LOG)
-    detail: dict[str, Any] = {k: v for k, v in rec.items() if k not in ("ts", "pod")}
-    detail["ts"] = rec["ts"]
-    return from_wall_s(float(rec["ts"])), Step(str(rec.get("pod") or pod), kind, detail)
+    """(t_ns, step) for one JSON log line of the app (harness.platforms.applog); None for other lines."""
+    ev = app_log_event(line, pod=pod, from_wall_s=from_wall_s)
+    return None if ev is None else (ev.t_ns, Step(ev.pod, ev.kind, ev.detail))
 
 
 class LogFollower:

@@ -23,7 +23,15 @@ from harness.model.events import EventKind as K
 from harness.platforms.kubernetes import apitime
 
 
+#: a container waiting for one of these cannot start until the user fixes the image (bad input)
+IMAGE_PROBLEMS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+#: waiting reasons that mean the pod will not start by itself
+WAITING_PROBLEMS = IMAGE_PROBLEMS + ("CreateContainerConfigError", "CrashLoopBackOff")
+
+
 class Step(NamedTuple):
+    """One lifecycle step of a pod, as a tracker saw it (becomes an event)."""
+
     pod: str
     kind: K
     detail: dict[str, Any]
@@ -45,6 +53,9 @@ class _PodState:
     phase: str = ""
     deletion_seen_ns: int | None = None
     grace_s: float | None = None
+    #: containers of the spec, and those seen terminated since the deletion
+    spec_containers: set[str] = field(default_factory=set)
+    ended_containers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -137,6 +148,7 @@ class PodTracker:
                     "pod_template_hash": meta.get("labels", {}).get("pod-template-hash", "")}))
             st.has_prestop = any((c.get("lifecycle") or {}).get("preStop")
                                  for c in _container_spec(pod).values())
+            st.spec_containers = set(_container_spec(pod)) - {""}
             self._prestop[name] = st.has_prestop
             st.phase = pod.get("status", {}).get("phase", "")
             steps += self._scheduled(st, pod)
@@ -196,8 +208,7 @@ class PodTracker:
                 st.startup_ok.add(cname)
                 steps.append(Step(st.name, K.STARTUP_PROBE_OK, {"container": cname}))
             reason = (state.get("waiting") or {}).get("reason", "")
-            if reason in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                          "CreateContainerConfigError", "CrashLoopBackOff"):
+            if reason in WAITING_PROBLEMS:
                 self._waiting[st.name] = f"{reason}: {(state.get('waiting') or {}).get('message', '')}".strip()
         return steps
 
@@ -213,7 +224,10 @@ class PodTracker:
         if term.get("startedAt"):
             detail["started_at"] = term["startedAt"]
         if st.deletion:
-            self._end(st.name, f"container {cname} terminated")
+            # the pod has ended once every container of its spec has (a sidecar alone is not the app)
+            st.ended_containers.add(cname)
+            if st.spec_containers <= st.ended_containers:
+                self._end(st.name, f"container(s) {', '.join(sorted(st.ended_containers))} terminated")
         return [Step(st.name, K.APP_EXITED, detail)] + self._sigkilled(st, term)
 
     def _sigkilled(self, st: _PodState, term: dict) -> list[Step]:

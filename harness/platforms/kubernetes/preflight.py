@@ -25,6 +25,8 @@ class Permission(NamedTuple):
     verbs: tuple[str, ...]
     subresource: str = ""
     modes: tuple[str, ...] = ("managed", "target")
+    #: needed only when the disruption is a node drain
+    drain_only: bool = False
 
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -39,7 +41,13 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("apps", "replicasets", ("list",)),
     Permission("", "services", ("delete",), modes=("managed",)),
     Permission("policy", "poddisruptionbudgets", ("create", "delete", "list"), modes=("managed",)),
+    # a node drain: evict the run's pods (the API server applies the PDB), read the PDB's status
+    Permission("", "pods", ("create",), subresource="eviction", drain_only=True),
+    Permission("policy", "poddisruptionbudgets", ("get",), drain_only=True),
 )
+
+#: cluster-scoped, only for a node drain: cordon and uncordon (spec.unschedulable)
+DRAIN_NODE_VERBS = ("patch",)
 
 #: cluster-scoped, only when the harness creates a namespace per run
 NAMESPACE_VERBS = ("create", "delete", "list")
@@ -53,10 +61,10 @@ def check_api(api: KubeApi, *, context: str) -> dict:
                             "(is the cluster running? `make kind-up` for kind)") from exc
 
 
-def missing_permissions(api: KubeApi, namespace: str, mode: str) -> list[str]:
+def missing_permissions(api: KubeApi, namespace: str, mode: str, drain: bool = False) -> list[str]:
     missing = []
     for p in PERMISSIONS:
-        if mode not in p.modes:
+        if mode not in p.modes or (p.drain_only and not drain):
             continue
         for verb in p.verbs:
             allowed, reason = api.access_review(namespace, verb, p.resource, p.group, p.subresource)
@@ -67,9 +75,18 @@ def missing_permissions(api: KubeApi, namespace: str, mode: str) -> list[str]:
     return missing
 
 
-def check_access(api: KubeApi, namespace: str, *, mode: str, per_run_namespace: bool) -> None:
+def check_access(api: KubeApi, namespace: str, *, mode: str, per_run_namespace: bool,
+                 drain: bool = False, cordon: bool = True) -> None:
+    """``drain``: the disruption evicts pods (drain or evict); ``cordon``:
+    and cordons a node (drain only)."""
     try:
-        missing = missing_permissions(api, namespace, mode)
+        missing = missing_permissions(api, namespace, mode, drain)
+        if drain and cordon:
+            for verb in DRAIN_NODE_VERBS:
+                allowed, _ = api.access_review("", verb, "nodes", "")
+                if not allowed:
+                    missing.append(f"{verb} nodes (cluster-wide, to cordon and uncordon for the drain: "
+                                   "the ClusterRole rollout-harness-drain in deploy/rbac/role.yaml)")
         if per_run_namespace:
             for verb in NAMESPACE_VERBS:
                 allowed, _ = api.access_review("", verb, "namespaces", "")

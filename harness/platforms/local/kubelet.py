@@ -25,12 +25,11 @@ from harness.model.scenario import Deployment, LifecycleHandler, Probe
 from harness.platforms.local.endpoints import ProxyView
 from harness.platforms.local.pods import Pod, substitute
 from harness.platforms.local.probes import ProbeKind, ProbeState, http_get, next_probe_at, run_exec, run_probe
-from harness.platforms.local.process import STOP_SIGNALS, Replica, exit_code_of, parse_app_log
+from harness.platforms.applog import app_log_event
+from harness.platforms.local.process import STOP_SIGNALS, Replica, exit_code_of
 
 MIN_GRACE_AFTER_PRESTOP_S = 2.0
 CRASH_BACKOFF_S = (10, 20, 40, 80, 160, 300)
-APP_LOG_KINDS = {"sigterm_received": EventKind.APP_SHUTDOWN_STARTED}
-_RESERVED = frozenset({"t_ns", "pod", "kind", "source", "detail", "event", "precision_s"})
 
 
 class Kubelet:
@@ -93,7 +92,7 @@ class Kubelet:
     # ---- the pod's life -------------------------------------------------------------
     async def run_pod(self, pod: Pod, deleted: anyio.Event) -> None:
         """The pod from scheduling to removal; returns when it is gone."""
-        self.emit(pod, EventKind.SCHEDULED)
+        self.emit(pod, EventKind.SCHEDULED, node=pod.node)
         crashes = 0
         while not pod.deleting:
             try:
@@ -271,15 +270,9 @@ class Kubelet:
 
     # ---- the app's own log -----------------------------------------------------------------
     def _app_line(self, pod: Pod, line: str) -> None:
-        rec = parse_app_log(line)
-        if rec is None:
-            return
-        event = str(rec.pop("event"))
-        t_ns = self.clock.from_wall_s(float(rec.pop("ts")))
-        rec.pop("pod", None)
-        kind = APP_LOG_KINDS.get(event, EventKind.APP_LOG)
-        extra = {k: v for k, v in rec.items() if k not in _RESERVED}
-        self.events.emit(t_ns, pod.name, kind, SourceKind.APP_LOG, event=event, precision_s=1e-6, **extra)
+        ev = app_log_event(line, pod=pod.name, from_wall_s=self.clock.from_wall_s)
+        if ev is not None:  # the container is this pod's, whatever the line calls itself
+            self.events.emit(ev.t_ns, pod.name, ev.kind, SourceKind.APP_LOG, **ev.detail)
 
     async def teardown(self) -> None:
         """Kill every container now (traffic has stopped): no events."""

@@ -16,16 +16,19 @@ from pathlib import Path
 
 import anyio
 
-from harness.errors import ObservationIncomplete, PlatformError
+from harness.errors import BadInput, ObservationIncomplete, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR
-from harness.model.scenario import HTTPGetAction, Scenario
+from harness.model.scenario import Scenario
+from harness.model.workload import require_local_command
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
 from harness.platforms.local.ingress import LocalIngress
+from harness.platforms.drain import run_drain
+from harness.platforms.local.drain import LocalDrainTarget
 from harness.platforms.local.kubelet import Kubelet, raise_if_failed
+from harness.platforms.local.nodes import Node, busiest_node, choose_node, node_names
 from harness.platforms.local.pods import Pod, Template, pod_name, repo_root
-from harness.platforms.local.probes import http_get
 from harness.platforms.local.process import PortAllocator
 from harness.platforms.local.rollout import RSCounts, recreate_step, rollout_complete, rolling_update_step
 
@@ -55,19 +58,28 @@ class LocalPlatform:
         self.ingress = (LocalIngress(opts=scenario.traffic.ingress, host=local.host, ports=self.ports,
                                      run_dir=self.run_dir, clock=clock, events=events)
                         if scenario.traffic.via == "ingress" else None)
+        require_local_command(scenario)  # manifests: which process plays the container (exit 2 if unsaid)
         app = scenario.app
         cwd = repo_root() / app.workdir if app.workdir else repo_root()
         self.kubelet = Kubelet(deployment=scenario.deployment, stop_signal=app.stop_signal, host=local.host,
                                container_port=app.container_port, clock=clock, events=events, proxy=self.proxy,
                                logs_dir=self.run_dir / LOGS_DIR, cwd=str(cwd), on_change=self._wake_controller)
         self.template = Template.initial(scenario)
+        self.nodes = [Node(n) for n in node_names(local.nodes)]
         self.pods: list[Pod] = []
+        self.drain_result: dict | None = None
         self._deleted: dict[str, anyio.Event] = {}
         self._controller_wake = anyio.Event()
         self._proxy_wake = anyio.Event()
         self.proxy.on_change = lambda: self._proxy_wake.set()
         self._tg: anyio.abc.TaskGroup | None = None
         self.state = "starting"
+
+    @property
+    def repeatable_disrupt(self) -> bool:
+        """disrupt() may be called again on the same Deployment (run --repeat):
+        a rollout may, a drain leaves its nodes cordoned (a new Deployment per rollout)."""
+        return self.scenario.disruption.type in ("rollingUpdate", "restart")
 
     # ---- the Platform seam --------------------------------------------------------------
     def target_url(self) -> str:
@@ -84,6 +96,7 @@ class LocalPlatform:
         return {"seed": self.seed, "endpoint_propagation_delay_s": local.endpoint_propagation_delay_seconds,
                 "endpoint_propagation_jitter_s": local.endpoint_propagation_jitter_seconds,
                 "balancing": "random (kube-proxy iptables mode)", "cwd": self.kubelet.cwd,
+                "nodes": [n.name for n in self.nodes], "drain": self.drain_result,
                 **({"ingress": self.ingress.describe()} if self.ingress is not None else {})}
 
     async def __aenter__(self) -> "LocalPlatform":
@@ -119,8 +132,14 @@ class LocalPlatform:
 
     async def deploy(self) -> None:
         """Create the Deployment; return once every replica is available and
-        its endpoint is in the traffic path's view."""
+        its endpoint is in the traffic path's view (serving is checked by the
+        caller through the traffic path: harness.traffic.preflight)."""
         self.state = "deploying"
+        names = {n.name for n in self.nodes}
+        unknown = [n for n in self.scenario.disruption.drain.nodes if n not in names]
+        if self.scenario.disruption.type == "drain" and unknown:
+            raise BadInput(f"{self.scenario.source_path}: disruption.drain.nodes: no node {unknown[0]!r} on the "
+                           f"local platform; it has local.nodes: {len(self.nodes)} ({', '.join(sorted(names))})")
         self.kubelet.fail_fast = True
         try:
             await self._reconcile()
@@ -129,35 +148,17 @@ class LocalPlatform:
             if self.ingress is not None:
                 await self._until(lambda: len(self.ingress.visible_pods()) >= self.scenario.deployment.replicas,
                                   "the ingress proxy to route to every replica")
-            await self._until_serving()
+            # whether every replica serves is the runner's one check (harness.traffic.preflight)
         finally:
             self.kubelet.fail_fast = False
         self.state = "deployed"
 
-    async def _until_serving(self) -> None:
-        """The baseline is the control, so it starts only once every replica
-        answers the traffic path without a 5xx (an app without a readiness
-        probe may be "ready" long before it can serve)."""
-        action = HTTPGetAction(path=self.scenario.traffic.path)
-        limit = self.scenario.deployment.progress_deadline_seconds
-        waiting = list(self.proxy.routes)
-        with anyio.move_on_after(limit):
-            while waiting:
-                raise_if_failed(self.pods)
-                for route in list(waiting):
-                    _, reason = await http_get(route.host, route.port, action, 1.0)
-                    if reason.startswith("HTTP ") and int(reason[5:]) < 500:
-                        waiting.remove(route)
-                if waiting:
-                    await anyio.sleep(0.1)
-            return
-        raise PlatformError(f"pod {waiting[0].pod} did not answer GET {action.path} without an error within "
-                            f"{limit:g}s (progressDeadlineSeconds) after it became ready"
-                            + self._log_tail(waiting[0].pod or ""))
-
     async def disrupt(self) -> None:
-        """Roll out the scenario's new template; return when the rollout is
-        complete and every old pod has terminated."""
+        """Roll out the scenario's new template (or drain a node); return when
+        the rollout is complete and every old pod has terminated."""
+        if self.scenario.disruption.type in ("drain", "evict"):
+            await self._drain()
+            return
         d = self.scenario.deployment
         old = self.template
         self.template = old.changed(self.scenario, restarted_at=str(self.clock.to_wall_ns(self.clock.now())))
@@ -172,6 +173,81 @@ class LocalPlatform:
         await self._until(lambda: self.proxy.next_due_ns() is None and (self.ingress is None or self.ingress.settled),
                           "endpoints to settle")
         self.state = "rolled out"
+
+    async def _drain(self) -> None:
+        """Drain (cordon, evict under the PDB, wait, uncordon) while the
+        ReplicaSet replaces the evicted pods; then wait until the replacements
+        are ready and the endpoints settled. A drain that cannot finish ends
+        the run inconclusive (PlatformError)."""
+        dis = self.scenario.disruption
+        cfg = dis.drain
+        on = self._pods_per_node()
+        if dis.type == "evict":
+            nodes, timeout_s, uncordon = [], dis.evict.timeout_seconds, False
+            pods: list[str] | None = sorted(p.name for p in self.pods if not p.deleting)[:dis.evict.pods]
+        else:
+            nodes, timeout_s, uncordon, pods = cfg.nodes or [busiest_node(on, self.nodes)], cfg.timeout_seconds, \
+                cfg.uncordon, None
+        self.events.emit(self.clock.now(), "", EventKind.DRAIN_STARTED, nodes=nodes, pods=pods,
+                         pods_per_node=dict(on), timeout_s=timeout_s)
+        done = anyio.Event()
+        assert self._tg is not None
+        self._tg.start_soon(self._replicaset_loop, done)
+
+        def emit(kind, pod, **detail):
+            self.events.emit(self.clock.now(), pod, kind, **detail)
+
+        self.state = f"draining {', '.join(nodes)}" if nodes else "evicting"
+        try:
+            res = await run_drain(LocalDrainTarget(self), nodes, timeout_s=timeout_s, now=self.clock.now,
+                                  emit=emit, uncordon=uncordon, pods=pods)
+        finally:
+            done.set()
+        self.drain_result = res.as_dict()
+        self.events.emit(self.clock.now(), "", EventKind.DRAIN_COMPLETE, **self.drain_result)
+        if not res.complete:
+            raise PlatformError(res.failure_text(timeout_s))
+        self.state = "drained; replacements starting"
+        await self._reconcile()  # the ReplicaSet back at full strength, every pod available
+        await self._until_deleted_pods_ended()
+        await self._until(lambda: self.proxy.next_due_ns() is None, "endpoints to settle")
+        self.state = "drained"
+
+    async def _replicaset_loop(self, done: anyio.Event) -> None:
+        """The ReplicaSet controller during a drain: replace deleted pods,
+        place Pending ones as nodes free up."""
+        while not done.is_set():
+            self._schedule_pending()
+            new, _, n, _ = self._counts()
+            for _ in range(max(0, self.scenario.deployment.replicas - n.replicas)):
+                self._create_pod()
+            self._controller_wake = anyio.Event()
+            with anyio.move_on_after(RESYNC_S):
+                await self._controller_wake.wait()
+
+    def _pods_per_node(self) -> dict[str, int]:
+        on = {n.name: 0 for n in self.nodes}
+        for p in self.pods:
+            if p.node is not None and not p.deleting:
+                on[p.node] += 1
+        return on
+
+    def _schedule_pending(self) -> None:
+        for pod in self.pods:
+            if pod.node is None and not pod.deleting:
+                self._place(pod)
+
+    def _place(self, pod: Pod) -> bool:
+        node, why = choose_node(self.nodes, self._pods_per_node(), self.scenario.deployment)
+        if node is None:
+            if pod.pending_reason != why:
+                pod.pending_reason = why
+                self.events.emit(self.clock.now(), pod.name, EventKind.FAILED_SCHEDULING, reason=why)
+            return False
+        pod.node = node
+        assert self._tg is not None
+        self._tg.start_soon(self.kubelet.run_pod, pod, self._deleted[pod.name])
+        return True
 
     async def _until_deleted_pods_ended(self) -> None:
         """The observation window closes only when every deleted pod's
@@ -207,6 +283,7 @@ class LocalPlatform:
         last_sig, last_progress = None, self.clock.now()
         while True:
             raise_if_failed(self.pods)
+            self._schedule_pending()
             new, old, n, o = self._counts()
             self.state = self.rollout_state()
             if rollout_complete(desired, o, n):
@@ -236,6 +313,8 @@ class LocalPlatform:
     def _wake_controller(self) -> None:
         self._controller_wake.set()
 
+    wake_controller = _wake_controller
+
     async def _until(self, cond, what: str, limit_s: float | None = None) -> None:
         limit = limit_s if limit_s is not None else self.scenario.deployment.progress_deadline_seconds
         with anyio.move_on_after(limit):
@@ -254,17 +333,22 @@ class LocalPlatform:
         self._deleted[name] = anyio.Event()
         self.events.emit(pod.created_ns, name, EventKind.POD_CREATED, replicaset=f"{self.scenario.deployment.name}-{h}",
                          revision=t.revision, port=pod.port)
-        assert self._tg is not None
-        self._tg.start_soon(self.kubelet.run_pod, pod, self._deleted[name])
+        self._place(pod)
         return pod
 
-    def _delete_pod(self, pod: Pod) -> None:
+    def _delete_pod(self, pod: Pod, reason: str = "scale down") -> None:
         now = self.clock.now()
         pod.deleting, pod.deletion_ns = True, now
-        self.events.emit(now, pod.name, EventKind.DELETION_REQUESTED,
+        self.events.emit(now, pod.name, EventKind.DELETION_REQUESTED, reason=reason,
                          grace_period_s=self.scenario.deployment.termination_grace_period_seconds)
         self.proxy.pod_terminating(now, pod.name)
         self._deleted[pod.name].set()
+        if pod.node is None:  # Pending: no kubelet runs it
+            pod.gone = True
+            self.events.emit(now, pod.name, EventKind.POD_DELETED)
+        self.wake_controller()
+
+    delete_pod = _delete_pod
 
     async def _proxy_loop(self) -> None:
         while True:
@@ -286,6 +370,12 @@ class LocalPlatform:
             text += f", old {len(old)}"
         if terminating:
             text += f", {terminating} terminating"
+        pending = sum(1 for p in self.pods if p.node is None and not p.deleting)
+        if pending:
+            text += f", {pending} pending"
+        cordoned = [nd.name for nd in self.nodes if nd.unschedulable]
+        if cordoned:
+            text = f"{', '.join(cordoned)} cordoned; " + text
         return text + f", {len(self.proxy.visible)} endpoints"
 
     def _stuck_message(self) -> str:
@@ -296,6 +386,9 @@ class LocalPlatform:
         stuck = [p for p in new if not p.ready]
         if stuck:
             p = stuck[0]
+            if p.node is None:
+                lines.append(f"  pod {p.name} is Pending: {p.pending_reason}")
+                return "\n".join(lines)
             lines.append(f"  pod {p.name} never became ready" + (f" ({p.last_probe_failure})" if p.last_probe_failure else ""))
             lines.append(self._log_tail(p.name).lstrip("\n"))
         return "\n".join(lines)

@@ -42,8 +42,13 @@ class Template:
         if d.type == "restart":
             return dataclasses.replace(self, restarted_at=restarted_at, revision=self.revision + 1)
         env = dict(self.env) | dict(d.change.env)
-        return dataclasses.replace(self, image=d.change.image or self.image, env=tuple(sorted(env.items())),
-                                   revision=self.revision + 1)
+        new = dataclasses.replace(self, image=d.change.image or self.image, env=tuple(sorted(env.items())),
+                                  revision=self.revision + 1)
+        if new.hash() == self.hash():
+            # the change is already rolled out (a repeated rollout): roll it out again
+            # as `kubectl rollout restart` would, with a new restartedAt annotation
+            new = dataclasses.replace(new, restarted_at=restarted_at)
+        return new
 
 
 def pod_name(deployment: str, template_hash: str, rng: random.Random) -> str:
@@ -78,6 +83,8 @@ class Pod:
     restarts: int = 0
     failure: str | None = None  # why the pod can never run (exited before ever being ready)
     last_probe_failure: str = ""
+    node: str | None = None  # None: Pending, no node fits (harness.platforms.local.nodes)
+    pending_reason: str = ""
 
     def available(self, now_ns: int, min_ready_ns: int) -> bool:
         return self.ready and not self.deleting and now_ns - self.ready_since_ns >= min_ready_ns

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import ctypes
-import json
 import os
 import queue
 import random
@@ -364,17 +363,3 @@ class Replica(Child):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self.tail.append(line)
                 on_line(line)
-
-
-def parse_app_log(line: str) -> dict | None:
-    """The sample app's JSON log line ({"ts": unix seconds, "event": ...});
-    None for anything else (a user's app logs what it likes)."""
-    if not line.startswith("{"):
-        return None
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(rec, dict) or "event" not in rec or not isinstance(rec.get("ts"), (int, float)):
-        return None
-    return rec

@@ -26,13 +26,13 @@ class RSCounts(NamedTuple):
     available: int  # of those, Ready for at least minReadySeconds
 
 
-class Step(NamedTuple):
+class ScaleStep(NamedTuple):
     scale_up: int  # pods to add to the new ReplicaSet
     scale_down: int  # pods to delete from the old ReplicaSet(s)
 
 
 def rolling_update_step(desired: int, max_surge: int, max_unavailable: int,
-                        old: RSCounts, new: RSCounts) -> Step:
+                        old: RSCounts, new: RSCounts) -> ScaleStep:
     """One sync of a RollingUpdate Deployment: how many new pods to create and
     how many old pods to delete now. Kubernetes does the scale-up in one sync
     and the scale-down in the next; neither depends on the other's result
@@ -48,13 +48,13 @@ def rolling_update_step(desired: int, max_surge: int, max_unavailable: int,
 
     # reconcileOldReplicaSets
     if old.replicas <= 0:
-        return Step(up, 0)
+        return ScaleStep(up, 0)
     all_pods = old.replicas + new_replicas
     min_available = desired - max_unavailable
     new_unavailable = new_replicas - new.available
     max_scaled_down = all_pods - min_available - new_unavailable
     if max_scaled_down <= 0:
-        return Step(up, 0)
+        return ScaleStep(up, 0)
     # cleanupUnhealthyReplicas: old pods that are not available go first
     cleanup = min(max_scaled_down, old.replicas - old.available)
     old_left = old.replicas - cleanup
@@ -63,17 +63,17 @@ def rolling_update_step(desired: int, max_surge: int, max_unavailable: int,
     by_availability = 0
     if available > min_available:
         by_availability = min(old_left, available - min_available)
-    return Step(up, cleanup + by_availability)
+    return ScaleStep(up, cleanup + by_availability)
 
 
-def recreate_step(desired: int, old: RSCounts, new: RSCounts, old_pods_running: int) -> Step:
+def recreate_step(desired: int, old: RSCounts, new: RSCounts, old_pods_running: int) -> ScaleStep:
     """Recreate: delete every old pod, wait until none is running (terminating
     ones included), then create the new ReplicaSet at full size."""
     if old.replicas > 0:
-        return Step(0, old.replicas)
+        return ScaleStep(0, old.replicas)
     if old_pods_running > 0:
-        return Step(0, 0)
-    return Step(max(0, desired - new.replicas), 0)
+        return ScaleStep(0, 0)
+    return ScaleStep(max(0, desired - new.replicas), 0)
 
 
 def rollout_complete(desired: int, old: RSCounts, new: RSCounts) -> bool:

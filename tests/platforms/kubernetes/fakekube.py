@@ -65,6 +65,8 @@ class FakeKube:
         self.list_calls: list[str] = []
         self.calls: list[tuple] = []
         self.objects: dict[tuple[str, str], dict] = {}
+        #: pod -> HTTP codes the Eviction API answers in turn (the last repeats)
+        self.eviction_answers: dict[str, list[int]] = {}
 
     # -- scripting
     def script_list(self, resource: str, items: list[dict], rv: str, t_ns: int = 0) -> "FakeKube":
@@ -129,6 +131,19 @@ class FakeKube:
 
     def version(self) -> dict[str, Any]:
         return {"gitVersion": "v1.34.4"}
+
+    def patch_node(self, name, body):
+        self.calls.append(("patch_node", name, body))
+        return {}
+
+    def evict(self, namespace, pod, body):
+        self.calls.append(("evict", pod))
+        answer = self.eviction_answers.get(pod, [201])
+        code = answer.pop(0) if len(answer) > 1 else answer[0]
+        if code != 201:
+            raise KubeError(f"POST pods/{pod}/eviction: {code}", code)
+        self.objects.pop(("pods", pod), None)
+        return {}
 
     def node_images(self):
         return None

@@ -163,3 +163,22 @@ def test_shipped_scenario_renders_its_features(path):
     assert all(env[k] == v for k, v in sc.app.env.items() if k not in ("POD_NAME", "PORT"))
     assert (r.pdb is not None) == (d.pod_disruption_budget is not None)
     manifests.rollout_patch(sc, container="app", now_rfc3339="2026-11-26T04:40:00Z")
+
+
+def test_pdb_and_placement_render_with_kubernetes_field_names():
+    r = render({"deployment": {
+        "podDisruptionBudget": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                       "whenUnsatisfiable": "ScheduleAnyway"}],
+        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname"}]}}}})
+    assert r.pdb["spec"]["maxUnavailable"] == 1 and r.pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert "minAvailable" not in r.pdb["spec"]
+    pod_spec = r.deployment["spec"]["template"]["spec"]
+    selector = r.deployment["spec"]["selector"]["matchLabels"]
+    (tsc,) = pod_spec["topologySpreadConstraints"]
+    assert tsc == {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                   "nodeTaintsPolicy": "Ignore", "labelSelector": {"matchLabels": selector}}
+    (term,) = pod_spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
+    assert "topologySpreadConstraints" not in render({}).deployment["spec"]["template"]["spec"]

@@ -102,3 +102,12 @@ def test_unknown_context_is_bad_input_listing_the_contexts(tmp_path):
 def test_missing_kubeconfig_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="kubernetes.kubeconfig"):
         load_api(kubeconfig=str(tmp_path / "absent"), context=None)
+
+
+def test_a_drain_needs_evictions_and_node_patch_others_do_not():
+    api = Denying({("create", "pods/eviction"), ("patch", "nodes")})
+    preflight.check_access(api, "team-a", mode="target", per_run_namespace=False)  # no drain: fine
+    with pytest.raises(BadInput) as err:
+        preflight.check_access(api, "team-a", mode="target", per_run_namespace=False, drain=True)
+    text = str(err.value)
+    assert "create pods/eviction" in text and "patch nodes" in text and "rollout-harness-drain" in text

@@ -145,3 +145,21 @@ def test_exit_137_without_deletion_or_from_oom_is_no_sigkill_by_the_kubelet():
     crash = {"metadata": {"uid": "v", "name": "api-2"}, "status": {"containerStatuses": [{"name": "app", "state": {
         "terminated": {"exitCode": 137, "reason": "Error", "containerID": "c2"}}}]}}
     assert "sigkill_sent" not in [str(s.kind) for s in t.update(crash)]
+
+
+def test_a_deleted_pod_ends_when_every_container_has_terminated():
+    from harness.platforms.kubernetes.podtrack import PodTracker
+
+    def pod(app_state, side_state):
+        return {"metadata": {"uid": "u1", "name": "api-1", "deletionTimestamp": "2026-11-26T04:41:00Z",
+                             "deletionGracePeriodSeconds": 30},
+                "spec": {"containers": [{"name": "app"}, {"name": "proxy"}]},
+                "status": {"containerStatuses": [{"name": "app", "state": app_state},
+                                                 {"name": "proxy", "state": side_state}]}}
+    t = PodTracker(now=lambda: 1)
+    running = {"running": {"startedAt": "2026-11-26T04:40:00Z"}}
+    t.update(pod(running, running))
+    t.update(pod(running, {"terminated": {"exitCode": 0, "containerID": "s1"}}))
+    assert not t.terminations()["api-1"].ended  # the sidecar alone ended; the app is still in its preStop
+    t.update(pod({"terminated": {"exitCode": 0, "containerID": "a1"}}, {"terminated": {"exitCode": 0, "containerID": "s1"}}))
+    assert t.terminations()["api-1"].ended

@@ -16,6 +16,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EventWriter, read_events
 from harness.model.scenario import scenario_from_dict
 from harness.platforms import make_platform
+from harness.traffic.preflight import wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def scenario(tmp_path: Path, **deployment):
     })
 
 
-def run_platform(tmp_path: Path, sc, body) -> list[dict]:
+def run_platform(tmp_path: Path, sc, body, *, serving: bool = True) -> list[dict]:
     run_dir = tmp_path / "run"
 
     async def main():
@@ -69,6 +70,9 @@ def run_platform(tmp_path: Path, sc, body) -> list[dict]:
         try:
             async with make_platform("local", sc, run_dir, clock, events) as platform:
                 await platform.deploy()
+                if serving:  # as the runner does: every replica serves before anything else happens
+                    await wait_until_serving(platform.target_url(), resolver=platform.resolver(), need=1,
+                                             pods=sc.deployment.replicas, deadline_s=20)
                 await body(platform)
         finally:
             events.close()
@@ -90,7 +94,7 @@ def test_liveness_failure_restarts_the_container(tmp_path):
             while kinds_of(read_events(tmp_path / "run")).count("container_started") < 2:
                 await anyio.sleep(0.05)
 
-    events = run_platform(tmp_path, sc, body)
+    events = run_platform(tmp_path, sc, body, serving=False)  # its liveness fails by design
     pod = events[0]["pod"]
     k = kinds_of(events, pod)
     i = k.index("sigterm_sent")

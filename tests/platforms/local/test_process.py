@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from harness.platforms.local.process import PortAllocator, _ephemeral_low, exit_code_of, parse_app_log
+from harness.platforms.applog import parse_app_log
+from harness.platforms.local.process import PortAllocator, _ephemeral_low, exit_code_of
 
 
 def test_ports_are_fresh_free_and_below_the_ephemeral_range():

@@ -5,27 +5,27 @@ the invariants maxSurge and maxUnavailable promise."""
 import pytest
 
 from harness.model.scenario import resolve_int_or_percent
-from harness.platforms.local.rollout import (RSCounts, Step, recreate_step, rolling_update_step,
+from harness.platforms.local.rollout import (RSCounts, ScaleStep, recreate_step, rolling_update_step,
                                              rollout_complete)
 
 R = RSCounts
 
 ROLLING = [
     # id, desired, surge, unavail, old, new, expected
-    ("initial-create", 4, 1, 0, R(0, 0), R(0, 0), Step(4, 0)),
-    ("surge1-start", 4, 1, 0, R(4, 4), R(0, 0), Step(1, 0)),
-    ("surge1-new-not-ready", 4, 1, 0, R(4, 4), R(1, 0), Step(0, 0)),
-    ("surge1-new-available", 4, 1, 0, R(4, 4), R(1, 1), Step(0, 1)),
-    ("surge1-after-scale-down", 4, 1, 0, R(3, 3), R(1, 1), Step(1, 0)),
-    ("25pct-of-4-start", 4, 1, 1, R(4, 4), R(0, 0), Step(1, 1)),
-    ("surge0-unavail1-start", 4, 0, 1, R(4, 4), R(0, 0), Step(0, 1)),
-    ("surge0-unavail1-replace", 4, 0, 1, R(3, 3), R(0, 0), Step(1, 0)),
-    ("surge0-unavail1-wait", 4, 0, 1, R(3, 3), R(1, 0), Step(0, 0)),
-    ("unhealthy-old-first", 4, 1, 1, R(4, 2), R(0, 0), Step(1, 1)),
-    ("unhealthy-old-blocked", 4, 1, 0, R(4, 2), R(1, 0), Step(0, 0)),
-    ("25pct-of-10", 10, 3, 2, R(10, 10), R(0, 0), Step(3, 2)),
-    ("last-old-pod", 4, 1, 0, R(1, 1), R(4, 4), Step(0, 1)),
-    ("complete", 4, 1, 0, R(0, 0), R(4, 4), Step(0, 0)),
+    ("initial-create", 4, 1, 0, R(0, 0), R(0, 0), ScaleStep(4, 0)),
+    ("surge1-start", 4, 1, 0, R(4, 4), R(0, 0), ScaleStep(1, 0)),
+    ("surge1-new-not-ready", 4, 1, 0, R(4, 4), R(1, 0), ScaleStep(0, 0)),
+    ("surge1-new-available", 4, 1, 0, R(4, 4), R(1, 1), ScaleStep(0, 1)),
+    ("surge1-after-scale-down", 4, 1, 0, R(3, 3), R(1, 1), ScaleStep(1, 0)),
+    ("25pct-of-4-start", 4, 1, 1, R(4, 4), R(0, 0), ScaleStep(1, 1)),
+    ("surge0-unavail1-start", 4, 0, 1, R(4, 4), R(0, 0), ScaleStep(0, 1)),
+    ("surge0-unavail1-replace", 4, 0, 1, R(3, 3), R(0, 0), ScaleStep(1, 0)),
+    ("surge0-unavail1-wait", 4, 0, 1, R(3, 3), R(1, 0), ScaleStep(0, 0)),
+    ("unhealthy-old-first", 4, 1, 1, R(4, 2), R(0, 0), ScaleStep(1, 1)),
+    ("unhealthy-old-blocked", 4, 1, 0, R(4, 2), R(1, 0), ScaleStep(0, 0)),
+    ("25pct-of-10", 10, 3, 2, R(10, 10), R(0, 0), ScaleStep(3, 2)),
+    ("last-old-pod", 4, 1, 0, R(1, 1), R(4, 4), ScaleStep(0, 1)),
+    ("complete", 4, 1, 0, R(0, 0), R(4, 4), ScaleStep(0, 0)),
 ]
 
 
@@ -67,10 +67,10 @@ def test_simulated_rollout_keeps_its_promises(desired, surge, unavail):
 
 
 RECREATE = [
-    ("delete-all-old", R(4, 4), R(0, 0), 4, Step(0, 4)),
-    ("wait-for-old-to-terminate", R(0, 0), R(0, 0), 2, Step(0, 0)),
-    ("create-new", R(0, 0), R(0, 0), 0, Step(4, 0)),
-    ("done", R(0, 0), R(4, 4), 0, Step(0, 0)),
+    ("delete-all-old", R(4, 4), R(0, 0), 4, ScaleStep(0, 4)),
+    ("wait-for-old-to-terminate", R(0, 0), R(0, 0), 2, ScaleStep(0, 0)),
+    ("create-new", R(0, 0), R(0, 0), 0, ScaleStep(4, 0)),
+    ("done", R(0, 0), R(4, 4), 0, ScaleStep(0, 0)),
 ]
 
 
