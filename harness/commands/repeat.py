@@ -148,6 +148,10 @@ def verify_fix(args: argparse.Namespace, scenario) -> int:
     from harness.model.scenario import load_scenario
     from harness.report.compare import write_compare
 
+    manifests = getattr(args, "manifests", None) or None
+    if manifests and "-" in manifests:
+        raise BadInput("--verify-fix with --manifests -: the fixed scenario is loaded again, so give the "
+                       "manifests as files, not on stdin")
     base = _new_dir(args, scenario, "verify-fix")
     base.mkdir(parents=True)
     many = args.repeat > 1
@@ -173,7 +177,7 @@ def verify_fix(args: argparse.Namespace, scenario) -> int:
         print(f"fix for {fix.rule or 'the failure'}: {record['result']}")
         return EXIT_FAIL
     overrides = list(args.overrides) + fix.overrides + [f"name={scenario.name}-fixed"]
-    fixed = load_scenario(args.scenario, overrides)
+    fixed = load_scenario(args.scenario, overrides, manifests=manifests)
     print(f"== after: {fixed.name} with the fix for {fix.rule}: {fix.text} ({' '.join(fix.overrides)})", flush=True)
     after = _once_more_if_blind(run, args, fixed, base / "after")
     record["after"] = {"dir": str(after["dir"]), "status": _status(after), "exit_code": after["exit_code"],
