@@ -147,9 +147,9 @@ def _scenario_path(path: Path_, *, pdb: bool) -> Path_:
 def scenario_document(sc) -> Document:
     """The scenario file, for lines of its ``deployment:`` fields (keys in
     either spelling, camelCase or snake_case); no lines if it has no file."""
-    source = sc.source_path or sc.name
+    source = sc.source_path or "<scenario>"
     try:
-        docs = parse_documents(Path(source).read_text(encoding="utf-8"), source)
+        docs = parse_documents(Path(source).read_text(encoding="utf-8"), source) if sc.source_path else []
     except (OSError, UnicodeDecodeError, BadInput):
         docs = []
     if not docs:
