@@ -53,6 +53,15 @@ def test_kube_servers_reads_only_kubernetes_services():
     assert ingress.kube_servers({"error": "x"}) is None
 
 
+def test_a_fenced_server_is_not_routed_to():
+    """Traefik keeps a terminating, still-serving endpoint as a fenced server:
+    listed by its API, but given no new requests (seen on the cluster: the
+    ingress 'lag' was the pod's whole termination until this was read)."""
+    answer = [{"name": "ns1-api-8080@kubernetes", "loadBalancer": {"servers": [
+        {"url": "http://198.18.128.5:8080", "fenced": True}, {"url": "http://198.18.128.6:8080"}]}}]
+    assert ingress.kube_servers(answer) == {"198.18.128.6:8080"}
+
+
 def test_the_view_emits_ingress_hop_events(tmp_path):
     events = EventWriter(tmp_path / "events.jsonl")
     view = ingress.IngressView(api_url="http://127.0.0.1:1", clock=RunClock.start(), events=events,
