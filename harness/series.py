@@ -38,13 +38,14 @@ from typing import Any
 
 import anyio
 
-from harness.errors import BadInput, ObservationIncomplete, PlatformError
+from harness.errors import BadInput, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
-from harness.model.requests import REQUESTS_DIR
-from harness.model.rundir import LOGS_DIR, MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
+from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
-from harness.runner import COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED
+from harness.runner import (COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
+                            analyse_run, bad_input_in, deploy_until_serving, observe_rollout, record_run_end,
+                            start_run_dir)
 
 SERIES_FILE = "series.json"
 NOT_RUN = "not_run"
@@ -150,9 +151,7 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     except KeyboardInterrupt:
         status = INTERRUPTED
     except BaseException as exc:  # noqa: BLE001
-        from harness.runner import _bad_input_in
-
-        bad = _bad_input_in(exc)
+        bad = bad_input_in(exc)
         if bad is not None:
             shutil.rmtree(series_dir, ignore_errors=True)
             raise bad from None
@@ -214,18 +213,9 @@ def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
 
 def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict[str, Any]:
     """Runs in a report process: the rollout's summary.json and verdict;
-    with ``full``, the report (charts, index.html, junit.xml) of a rollout
-    that did not pass, or of every rollout with ``every``. A passing
-    rollout's page is rarely read and costs ~10x its summary: `rollout-harness
-    report RUN_DIR` renders it when wanted."""
-    from harness.analysis import write_summary
-
-    summary = dict(write_summary(run_dir).summary)
-    if full and (every or (summary.get("verdict") or {}).get("status") != "pass"):
-        from harness.report import write_report
-
-        summary = write_report(run_dir)
-    return summary
+    with ``full``, its report when it did not pass, or always with ``every``
+    (harness.runner.analyse_run)."""
+    return analyse_run(run_dir, report=full, only_failing=not every)
 
 
 async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:
@@ -274,7 +264,6 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     """Deploy once, then roll out as many of ``pending`` as the platform
     allows; return those still to run on a fresh Deployment."""
     from harness.platforms import make_platform
-    from harness.traffic.preflight import wait_until_serving
 
     events = SwitchingEvents(lane_dir / EVENTS_FILE)
     platform = make_platform(platform_name, scenario, lane_dir, clock, events)
@@ -284,12 +273,7 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     try:
         async with platform:
             try:
-                await platform.deploy()
-                await wait_until_serving(
-                    platform.target_url(), resolver=platform.resolver(), need=2 * scenario.deployment.replicas,
-                    deadline_s=scenario.deployment.progress_deadline_seconds, method=scenario.traffic.method,
-                    headers=scenario.traffic.headers,
-                    timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
+                await deploy_until_serving(platform, scenario)
             except PlatformError as exc:
                 for r in pending:
                     r.status, r.error = DEPLOY_FAILED, f"lane {lane_no} could not deploy: {exc}"
@@ -324,74 +308,25 @@ def _submit(lane_dir: Path, r: Rollout, pool: "_Reports", futures) -> None:
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
                        r: Rollout, lane_no: int, argv, quiet: bool) -> None:
-    """One rollout of the lane's Deployment into its own run dir: its own
-    traffic session and baseline -> disruption -> settle window."""
-    from harness.model.requests import read_requests_table
-    from harness.traffic.engine import EngineConfig
-    from harness.traffic.session import TrafficSession
-    from harness.traffic.summary import generator_figures
-
+    """One rollout of the lane's Deployment into its own run dir, exactly as
+    `run` observes one: its own traffic session and baseline -> disruption ->
+    settle window (harness.runner.observe_rollout)."""
     run_dir = r.run_dir
     assert run_dir is not None
-    run_dir.mkdir(parents=True)
-    write_json_atomic(run_dir / MANIFEST_FILE, {
-        "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform_name,
-        "scenario": scenario.dump(), "scenario_path": scenario.source_path, "started_at": _now(),
-        "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
-        "series": {"series_id": run_dir.parent.name, "index": r.index, "lane": lane_no,
-                   "pods_carried_over": events.alive_pods()}})
+    start_run_dir(scenario, platform_name, run_dir, clock, argv,
+                  series={"series_id": run_dir.parent.name, "index": r.index, "lane": lane_no,
+                          "pods_carried_over": events.alive_pods()})
     events.switch(run_dir / EVENTS_FILE)
     r.status = "running"
-    phases: dict[str, int] = {}
-
-    def phase(name: str) -> None:
-        phases[name] = clock.now()
-        events.emit(phases[name], "", EventKind.PHASE, phase=name)
-
-    d = scenario.disruption
-    session = TrafficSession(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
-                             out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
-                             resolver=platform.resolver())
-    results: list = []
-    error = None
-    status = INTERRUPTED
-    rollout_done = False
-
-    async def traffic() -> None:
-        results.extend(await session.run())
-
+    state = RunState(platform=platform)
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(traffic)
-            phase("baseline")
-            await anyio.sleep(d.baseline_seconds)
-            phase("disruption")
-            try:
-                await platform.disrupt()
-            except ObservationIncomplete as exc:
-                status, error, rollout_done = OBSERVATION_INCOMPLETE, str(exc), True
-            except PlatformError as exc:
-                status, error = ROLLOUT_FAILED, str(exc)
-            else:
-                phase("settle")
-                await anyio.sleep(d.settle_seconds)
-                status = COMPLETE
-            await session.finish()
-            phase("end")
+        await observe_rollout(scenario, platform, run_dir, clock, events, state)  # type: ignore[arg-type]
     finally:
         if not quiet:
-            print(f"rollout {r.index}: {status}" + (f" ({error})" if error else ""), file=sys.stderr, flush=True)
-        r.status, r.error = status, error
-        table, complete = read_requests_table(run_dir)
-        generator = generator_figures(table, results, asked_rate=scenario.traffic.rate,
-                                      workers=scenario.traffic.workers, records_complete=complete)
-        update_manifest(
-            run_dir, status=status, error=error, finished_at=_now(), generator=generator,
-            rollout={"completed": "settle" in phases or rollout_done,
-                     "error": error if status == ROLLOUT_FAILED else None},
-            observation={"complete": status != OBSERVATION_INCOMPLETE,
-                         "reason": error if status == OBSERVATION_INCOMPLETE else None},
-            phases_t_ns=phases, platform_info=platform.describe())
+            print(f"rollout {r.index}: {state.status}" + (f" ({state.error})" if state.error else ""),
+                  file=sys.stderr, flush=True)
+        r.status, r.error = state.status, state.error
+        record_run_end(scenario, run_dir, state)
         events.switch(None)
 
 
