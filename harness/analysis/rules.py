@@ -83,9 +83,14 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
     sent = ctx.att["sent_ns"].to_numpy()
     ended = ctx.att["ended_ns"].to_numpy()
     # requests written on an idle keep-alive connection after the stop signal
-    # were not in flight: the keep-alive close race (the exit closed them)
-    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES) & ~race_mask(ctx)
+    # were not in flight: the keep-alive close race (the exit closed them).
+    # They are this pod's abrupt exit's doing too, so when it also cut requests
+    # really in flight this finding names both; when it cut none, the race
+    # finding explains them (the title's "in flight" must hold).
+    race = race_mask(ctx)
+    cut_code = np.isin(ctx.att["code"].to_numpy(), CUT_CODES)
     mask = np.zeros(len(t), dtype=bool)
+    at_exit_race = 0
     gaps: dict[str, float | None] = {}
     for p in ctx.pods.values():
         end = p.end
@@ -96,7 +101,8 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
         in_flight = (sent_eff <= end + TOL_NS) & (ended >= end - TOL_NS)
         after = (t >= end - TOL_NS) & (t <= end + AFTER_END_NS)
         hit = rows & cut_code & (in_flight | after)
-        if hit.any():
+        if (hit & ~race).any():
+            at_exit_race += int((hit & race).sum())
             mask |= hit
             start = p.stop_signal if p.stop_signal is not None else p.shutdown_started
             gaps[p.name] = secs(end - start) if start is not None else None
@@ -111,13 +117,17 @@ def rule_no_graceful_shutdown(ctx: Context) -> dict[str, Any] | None:
         f"{', '.join(sorted(gaps))} exited"
         + (f" {fastest:g} s after the stop signal" if fastest is not None else " on the stop signal")
         + f" without draining: the kernel closed their connections and {len(got)} requests failed "
-        f"({outcome_text(by_outcome(got))}).",
+        f"({outcome_text(by_outcome(got))})"
+        + (f"; {len(got) - at_exit_race} were in flight, {at_exit_race} were written on idle keep-alive "
+           "connections as the process died (the keep-alive close race at exit)" if at_exit_race else "")
+        + ".",
         f"Handle {sig} in the app (or set the stop signal to the server's graceful one): stop accepting, "
         "finish the requests in flight"
         + (f" (the longest took {longest:g} s here)" if longest else "")
         + ", answer them with Connection: close, then exit — within terminationGracePeriodSeconds "
         f"({ctx.spec.grace_s:g} s).",
         "high", got, signal_to_exit_s=gaps, longest_request_s=longest, stop_signal=sig,
+        in_flight=len(got) - at_exit_race, idle_keepalive_at_exit=at_exit_race,
         exit_codes={k: ctx.pods[k].exit_code for k in sorted(gaps)},
     )
 
