@@ -13,12 +13,14 @@ engine worker processes over a pipe), so no proxy sits in the data path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as _dt
 import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +90,14 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
     events = EventWriter(run_dir / EVENTS_FILE)
     state = RunState()
     try:
-        run_on_fast_loop(lambda: _run_async(scenario, platform, run_dir, clock, events, state, progress))
-    except KeyboardInterrupt:
-        state.status = INTERRUPTED
-    except BaseException as exc:  # noqa: BLE001 - a crash still leaves a readable run dir
-        bad = bad_input_in(exc)
-        if bad is not None:
-            # Bad configuration found by the platform before any load (unknown context,
-            # missing permission, image not loaded): exit 2 with its message, and no
-            # half-written run dir. The platform has already torn down what it made.
-            events.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise bad from None
-        state.status, state.error = CRASHED, f"{type(exc).__name__}: {exc}"
-        (run_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        ended = run_guarded(lambda: _run_async(scenario, platform, run_dir, clock, events, state, progress), run_dir,
+                            before_removal=events.close)
     finally:
         events.close()
         if progress is not None:
             progress.close(note=f"{scenario.name}: traffic and rollout done; analysing ...")
+    if ended is not None:
+        state.status, state.error = ended[0], ended[1] or state.error
     return _finish(scenario, run_dir, state, report)
 
 
@@ -148,37 +140,71 @@ def bad_input_in(exc: BaseException) -> BadInput | None:
     return None
 
 
-async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, clock: RunClock, events: EventWriter,
-                     state: RunState, progress: Progress | None) -> None:
+def run_guarded(main: Callable[[], Awaitable[None]], out_dir: Path, *,
+                before_removal: Callable[[], None] | None = None) -> tuple[str, str | None] | None:
+    """Run ``main()`` on the fast loop: None when it ended, (INTERRUPTED, None)
+    on Ctrl-C, (CRASHED, error) with crash.txt written — a crash still leaves
+    a readable ``out_dir``. Bad configuration found by the platform before
+    any load (unknown context, missing permission, image not loaded) is
+    raised: exit 2 with its message and no half-written ``out_dir`` (the
+    platform has already torn down what it made)."""
+    try:
+        run_on_fast_loop(main)
+    except KeyboardInterrupt:
+        return INTERRUPTED, None
+    except BaseException as exc:  # noqa: BLE001
+        bad = bad_input_in(exc)
+        if bad is not None:
+            if before_removal is not None:
+                before_removal()
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise bad from None
+        (out_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return CRASHED, f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def interruptible(on_interrupt: Callable[[], None]) -> Iterator[None]:
+    """SIGINT/SIGTERM call ``on_interrupt`` and cancel the block: Ctrl-C
+    ends the rollout(s) through their normal teardown."""
     loop = asyncio.get_running_loop()
-    main = anyio.CancelScope()
+    scope = anyio.CancelScope()
 
     def interrupt() -> None:
-        state.status = INTERRUPTED
-        main.cancel()
+        on_interrupt()
+        scope.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
-
-    platform = make_platform(platform_name, scenario, run_dir, clock, events)
-    state.platform = platform
     try:
-        with main:
-            async with platform, anyio.create_task_group() as tg:
-                if progress is not None:
-                    progress.status = lambda: f"{state.phase:<10}  {platform.rollout_state()}"
-                    tg.start_soon(_progress_loop, progress, state)
-                try:
-                    await deploy_until_serving(platform, scenario, state)
-                except PlatformError as exc:
-                    state.status, state.error = DEPLOY_FAILED, str(exc)
-                    tg.cancel_scope.cancel()
-                    return
-                await observe_rollout(scenario, platform, run_dir, clock, events, state)
-                tg.cancel_scope.cancel()
+        with scope:
+            yield
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, clock: RunClock, events: EventWriter,
+                     state: RunState, progress: Progress | None) -> None:
+    def interrupted() -> None:
+        state.status = INTERRUPTED
+
+    platform = make_platform(platform_name, scenario, run_dir, clock, events)
+    state.platform = platform
+    with interruptible(interrupted):
+        async with platform, anyio.create_task_group() as tg:
+            if progress is not None:
+                progress.status = lambda: f"{state.phase:<10}  {platform.rollout_state()}"
+                tg.start_soon(_progress_loop, progress, state)
+            try:
+                await deploy_until_serving(platform, scenario, state)
+            except PlatformError as exc:
+                state.status, state.error = DEPLOY_FAILED, str(exc)
+                tg.cancel_scope.cancel()
+                return
+            await observe_rollout(scenario, platform, run_dir, clock, events, state)
+            tg.cancel_scope.cancel()
 
 
 async def _progress_loop(progress: Progress, state: RunState) -> None:

@@ -30,7 +30,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -44,8 +43,8 @@ from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
 from harness.runner import (COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
-                            analyse_run, bad_input_in, deploy_until_serving, observe_rollout, record_run_end,
-                            start_run_dir)
+                            analyse_run, deploy_until_serving, interruptible, observe_rollout, record_run_end,
+                            run_guarded, start_run_dir)
 
 SERIES_FILE = "series.json"
 NOT_RUN = "not_run"
@@ -142,24 +141,10 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     plan = [rollouts[i::lanes] for i in range(lanes)]
     pool = _Reports(None, report)  # nothing is analysed while traffic runs (see _analyse_all)
     futures: dict[int, cf.Future] = {}
-    status = COMPLETE
-    try:
-        from harness.traffic.workers import run_on_fast_loop
-
-        run_on_fast_loop(lambda: _series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv,
-                                               quiet))
-    except KeyboardInterrupt:
-        status = INTERRUPTED
-    except BaseException as exc:  # noqa: BLE001
-        bad = bad_input_in(exc)
-        if bad is not None:
-            shutil.rmtree(series_dir, ignore_errors=True)
-            raise bad from None
-        # a crash still leaves readable run dirs and a series verdict over what was seen
-        import traceback
-
-        status = "crashed"
-        (series_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    # a crash still leaves readable run dirs and a series verdict over what was seen
+    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv,
+                                              quiet), series_dir)
+    status = ended[0] if ended is not None else COMPLETE
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
     _analyse_all(rollouts, report, every_report)
@@ -219,27 +204,16 @@ def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict
 
 
 async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    main = anyio.CancelScope()
     stopping = {"interrupted": False}
 
-    def interrupt() -> None:
+    def interrupted() -> None:
         stopping["interrupted"] = True
-        main.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
-    try:
-        with main:
-            async with anyio.create_task_group() as tg:
-                for lane_no, lane in enumerate(plan, start=1):
-                    tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, pool, futures,
-                                  argv, quiet, stopping)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with interruptible(interrupted):
+        async with anyio.create_task_group() as tg:
+            for lane_no, lane in enumerate(plan, start=1):
+                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, pool, futures,
+                              argv, quiet, stopping)
     if stopping["interrupted"]:
         for lane in plan:
             for r in lane:
