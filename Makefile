@@ -23,6 +23,7 @@ help:
 	@echo "make bench-repeat     10 best-practice rollouts in one invocation (run --repeat 10 --lanes 2), timed"
 	@echo "make corpus           the corpus of real servers x configurations (docs/corpus.md)"
 	@echo "make chromium         install Debian's chromium (the report's headless-browser test)"
+	@echo "make traefik          build the ingress proxy (Traefik) into the cache (traffic.via: ingress)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +33,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) traefik
 	$(PY) -m pytest -q
+
+# The ingress proxy (traffic.via: ingress): Traefik built from the Go module proxy
+# into ${ROLLOUT_HARNESS_CACHE:-~/.cache/rollout-harness}/traefik/<version> (proxy/build.sh).
+.PHONY: traefik
+traefik:
+	@bash proxy/build.sh >/dev/null
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs
 
-#: idle keep-alive connections are kept this long (seconds); longer than any
-#: client pool's idle timeout, so the app itself never races a client on an
-#: idle connection outside of shutdown.
+#: idle keep-alive connections are kept this long (seconds) unless
+#: KEEPALIVE_TIMEOUT says otherwise; longer than any client pool's (and
+#: Traefik's 90 s) idle timeout, so by default the app never races a client on
+#: an idle connection outside of shutdown.
 KEEPALIVE_IDLE_TIMEOUT = 120
 #: how often the shutdown loop looks at the open connections (seconds)
 DRAIN_POLL = 0.01
@@ -110,6 +111,7 @@ class Settings:
     drain_seconds: float
     shutdown_timeout: float
     keepalive_close: str  # "polite" | "abrupt"
+    keepalive_timeout: float  # seconds an idle keep-alive connection is kept
     startup_delay: float
     warmup_seconds: float
     work_latency_ms: float
@@ -134,6 +136,7 @@ class Settings:
             drain_seconds=_float(env, "DRAIN_SECONDS", 0.0),
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 30.0),
             keepalive_close=_choice(env, "KEEPALIVE_CLOSE", "polite", ("polite", "abrupt")),
+            keepalive_timeout=_float(env, "KEEPALIVE_TIMEOUT", KEEPALIVE_IDLE_TIMEOUT, minimum=0.001),
             startup_delay=_float(env, "STARTUP_DELAY", 0.0),
             warmup_seconds=_float(env, "WARMUP_SECONDS", 0.0),
             work_latency_ms=_float(env, "WORK_LATENCY_MS", 5.0),
@@ -362,7 +365,7 @@ class Pod:
         config = uvicorn.Config(
             App(self.s, self.state), host=self.s.host, port=self.s.port,
             http=_http_impl(), lifespan="off", log_config=None, access_log=False,
-            proxy_headers=False, server_header=False, timeout_keep_alive=KEEPALIVE_IDLE_TIMEOUT,
+            proxy_headers=False, server_header=False, timeout_keep_alive=self.s.keepalive_timeout,
         )
         config.load()
         server = uvicorn.Server(config)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the e2e cluster's two image archives into the build cache:
+# Builds the e2e cluster's image archives into the build cache:
 #   pause       the static pause binary alone
 #   sample-app  Debian bookworm (debootstrap, minbase) + python3 venv + sample-app/
+#   traefik     the ingress proxy's static binary alone (proxy/build.sh)
 # Each archive is keyed by a hash of its inputs, so a warm run does nothing.
 # Prints nothing on stdout; `images.sh` imports the archives into containerd.
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -100,12 +101,32 @@ build_sample_app() {
   prune sample-app "$out"
 }
 
+# The ingress proxy (traffic.via: ingress): the static Traefik binary that
+# proxy/build.sh builds, alone in its image (as pause).
+build_traefik() {
+  local bin; bin="$(bash "$REPO_DIR/proxy/build.sh")" || die "building Traefik failed (proxy/build.sh)"
+  local out="$IMAGE_DIR/traefik-$(cat "$bin" "$CLUSTER_DIR/images/build-images.sh" | sha256sum | cut -c1-16).tar"
+  if [[ ! -s "$out" ]]; then
+    local root; root="$(mktemp -d)"
+    install -m 0755 "$bin" "$root/traefik"
+    mkdir -p "$root"/{dev,proc,sys,etc,tmp}
+    touch "$root"/etc/{resolv.conf,hostname,hosts}
+    python3 "$ARCHIVE" --rootfs "$root" --tag "$TRAEFIK_IMAGE" --entrypoint '["/traefik"]' --out "$out"
+    rm -rf "$root"
+    log "traefik image: $out"
+  fi
+  ln -sf "$(basename "$out")" "$IMAGE_DIR/traefik.tar"
+  prune traefik "$out"
+}
+
 case "${1:-all}" in
   rootfs) build_rootfs ;;
   sample-app) build_sample_app ;;
+  traefik) build_traefik ;;
   all)
     [[ -x "$BIN_DIR/pause" ]] || die "pause binary missing in $BIN_DIR; run cluster/scripts/build-node.sh"
     build_pause
-    build_sample_app ;;
-  *) die "usage: build-images.sh [all|rootfs|sample-app]" ;;
+    build_sample_app
+    build_traefik ;;
+  *) die "usage: build-images.sh [all|rootfs|sample-app|traefik]" ;;
 esac

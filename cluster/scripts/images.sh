@@ -22,6 +22,7 @@ case "${1:-import}" in
     [[ -S "$CONTAINERD_SOCK" ]] || die "containerd is not running ($CONTAINERD_SOCK missing); make cluster-up imports images itself"
     import_one pause "$PAUSE_IMAGE"
     import_one sample-app "$SAMPLE_APP_IMAGE"
+    import_one traefik "$TRAEFIK_IMAGE"
     ;;
   *) die "usage: images.sh import" ;;
 esac

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import attribution, chains as chains_mod, diagnosis, groundtruth, timeline as tl, verdict
+from harness.analysis import attribution, chains as chains_mod, diagnosis, groundtruth, ingress, timeline as tl, verdict
 from harness.analysis.clientview import client_view
 from harness.analysis.findings import CODE
 from harness.analysis.podlife import PodLife, infer_prestop_end, pod_lives, set_first_ok
@@ -139,6 +139,8 @@ def _client_visible_values(values: dict[str, Any], view: dict[str, Any], window:
 
 def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis:
     run = load_run(run_dir)
+    run.requests = ingress.load(run.run_dir, run.requests, run.events,
+                                int((run.manifest.get("clock") or {}).get("wall_anchor_ns", 0)))
     req = run.requests
     timeline = tl.build_timeline(run, bin_ns)
     pods = pod_lives(run.events)
@@ -213,6 +215,7 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
         "ground_truth": truth,
         "run_spec": dataclasses.asdict(spec),
         "chains": chains,
+        "ingress": ingress.summary(run.run_dir, req),
         "pods": _pods_summary(pods, att),
         "gate": {"limits": limits, "values": values, "thresholds": rows, "count_failures": counting},
         "verdict": v,

@@ -4,6 +4,8 @@ phase of that pod's life at that moment.
 Evidence, strongest first (the ``how`` column says which one was used):
 
     answered     the response named its pod (X-Pod-Name on a 5xx)
+    ingress-log  through the ingress: the proxy's access log names the
+                 upstream it sent the request to (its own 502/503/504)
     connection   the keep-alive connection had been answered by a pod
                  before (a connection never changes pod), so it carries it
     endpoints    a failure on a new connection that never got an answer:
@@ -221,7 +223,14 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
     pod = f["pod"].to_numpy(dtype=object)
     how = np.where(pd.notna(pod), "answered", "").astype(object)
     need = how == ""
-    by_conn = conn_pods(req)
+    upstream = f["upstream_pod"].to_numpy(dtype=object) if "upstream_pod" in f.columns else None
+    if upstream is not None:  # through the ingress: its access log names the upstream pod
+        logged = need & pd.notna(upstream)
+        pod[logged] = upstream[logged]
+        how[logged] = "ingress-log"
+        need = how == ""
+    # a client connection to the ingress does not carry a pod (the proxy picks one per request)
+    by_conn = conn_pods(req) if upstream is None else pd.Series(dtype=object)
     if len(by_conn) and need.any():
         carried = pd.Series(f["conn_id"].to_numpy()[need]).map(by_conn).to_numpy(dtype=object)
         have = pd.notna(carried)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness.analysis.findings import MIN_HIGH_SHARE, SEVERITY_RANK, Context, Rule, finding
+from harness.analysis.ingress_rules import INGRESS_RULES
 from harness.analysis.drain_rules import DRAIN_RULES
 from harness.analysis.rules import RULES
 
@@ -37,7 +38,7 @@ def unexplained(ctx: Context) -> dict[str, Any] | None:
     )
 
 
-def diagnose(ctx: Context, rules: tuple[Rule, ...] = RULES + DRAIN_RULES,
+def diagnose(ctx: Context, rules: tuple[Rule, ...] = INGRESS_RULES + RULES + DRAIN_RULES,
              claims: dict[str, pd.Index] | None = None) -> list[dict[str, Any]]:
     """Findings, most important first; ``unexplained`` (if any) last.
     ``claims``, when given, is filled with rule -> claimed rows."""

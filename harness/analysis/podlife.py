@@ -78,6 +78,10 @@ class PodLife:
     #: [added, removed) intervals in which the traffic path could route new
     #: connections to this pod
     endpoint_intervals: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    #: the ingress proxy's own view (events with detail hop=ingress): when it
+    #: last started / stopped routing to the pod
+    ingress_added: int | None = None
+    ingress_removed: int | None = None
     #: slack after an endpoint removal (0 when the events are the proxy's own view)
     endpoint_slack_ns: int = 0
     #: how prestop_finished (and the stop signal) were inferred when no event
@@ -147,6 +151,12 @@ def _text(detail: dict[str, Any]) -> str:
 def _apply(p: PodLife, ev: EventDict) -> None:
     t, kind, detail = int(ev["t_ns"]), ev["kind"], ev.get("detail") or {}
     from_app = ev.get("source") == SourceKind.APP_LOG
+    if detail.get("hop") == "ingress":  # the ingress's view is a hop of its own
+        if kind == EventKind.ENDPOINT_ADDED:
+            p.ingress_added = _first(p.ingress_added, t)
+        elif kind == EventKind.ENDPOINT_REMOVED:
+            p.ingress_removed = t
+        return
     if kind == EventKind.POD_CREATED:
         p.created = _first(p.created, t)
     elif kind == EventKind.CONTAINER_STARTED:
@@ -260,6 +270,8 @@ def phase_at(pod: PodLife, t: np.ndarray, sent: np.ndarray, ended: np.ndarray, t
     removed = v(pod.endpoint_removed) if pod.deletion is not None else NEVER
     if removed != NEVER:
         removed += pod.endpoint_slack_ns
+    if pod.deletion is not None and pod.ingress_removed is not None:  # the slower hop decides
+        removed = max(removed if removed != NEVER else 0, int(pod.ingress_removed))
     exited = v(pod.end)
     sigkill = v(pod.sigkill)
     sent_eff = np.where(sent >= 0, sent, t)

@@ -242,7 +242,21 @@ class Deployment(_Model):
 
 # ---- traffic, disruption, gate ----------------------------------------------
 
+class Ingress(_Model):
+    """The ingress proxy (Traefik) in front of the Service when
+    ``traffic.via: ingress``; see docs/ingress.md."""
+    #: attempts of Traefik's retry middleware; 0 = no retry middleware (Traefik's default)
+    retries: int = Field(0, ge=0, le=10)
+    #: serversTransport forwardingTimeouts.idleConnTimeout: how long the proxy keeps an idle
+    #: upstream (proxy -> pod) keep-alive connection; Traefik's default is 90 s
+    upstream_idle_timeout_seconds: float = Field(90, gt=0, le=3600)
+
+
 class Traffic(_Model):
+    #: where the engine's requests enter: straight at the Service (kube-proxy's
+    #: view of the endpoints) or through the ingress proxy in front of it
+    via: Literal["service", "ingress"] = "service"
+    ingress: Ingress = Field(default_factory=Ingress)
     rate: float = Field(500, ge=0, description="requests per second; 0 = closed loop")
     connections: int = Field(16, ge=1, le=10000, description="keep-alive pool size")
     new_connection_ratio: float = Field(0.5, ge=0, le=1, description="share of requests on a new connection")

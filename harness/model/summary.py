@@ -114,6 +114,8 @@ class Summary(TypedDict, total=False):
     #: the run's real values the findings quote (stop signal, preStop, grace, probes)
     run_spec: dict[str, Any]
     chains: list[dict[str, Any]]
+    #: what the ingress proxy did (traffic.via: ingress; None otherwise): harness.analysis.ingress
+    ingress: dict[str, Any] | None
     pods: list[dict[str, Any]]
     gate: dict[str, Any]
     verdict: dict[str, Any]

@@ -48,9 +48,27 @@ def kind_kubeconfig() -> Path:
     return Path(path)
 
 
+def wait_node_port_free(kubeconfig: Path, timeout_s: float = 180.0) -> None:
+    """The previous run's namespace is deleted asynchronously; its Service holds
+    NodePort 30080 until it is gone, and the next run could not create its own."""
+    import time
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig), context=CONTEXT))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        held = [s.metadata.namespace for s in api.list_service_for_all_namespaces().items
+                if any(p.node_port == int(NODE_PORT) for p in s.spec.ports or [])]
+        if not held:
+            return
+        time.sleep(2)
+    pytest.fail(f"NodePort {NODE_PORT} still held after {timeout_s:.0f} s by a Service in {held}")
+
+
 def run_on_kind(name: str, kubeconfig: Path, out: Path) -> tuple[int, dict, str]:
     """One scenario through the real command line; an inconclusive run (exit 3,
     usually a loaded machine) is retried once, and its run dir kept aside."""
+    wait_node_port_free(kubeconfig)
     cmd = [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{name}.yaml"),
            "--platform", "kubernetes", "--out", str(out), "--quiet",
            "--set", f"kubernetes.kubeconfig={kubeconfig}", "--set", f"kubernetes.context={CONTEXT}",
@@ -59,6 +77,7 @@ def run_on_kind(name: str, kubeconfig: Path, out: Path) -> tuple[int, dict, str]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
     if proc.returncode == 3:
         out.rename(out.with_name(out.name + "-inconclusive"))
+        wait_node_port_free(kubeconfig)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

@@ -48,6 +48,16 @@ MISTAKE_FIELDS = {
                     "app.env.SLOW_REQUEST_MS", "traffic.readTimeout", "traffic.connections"},
     "abrupt-keepalive": {"app.env.KEEPALIVE_CLOSE", "traffic.newConnectionRatio"},
 }
+#: the ingress scenarios (docs/ingress.md): the same, with the traffic through the proxy
+INGRESS_FIELDS = {
+    "ingress-best-practice": {"traffic.via", "traffic.rate", "traffic.connections"},
+    "ingress-no-prestop": {"traffic.via", "traffic.rate", "traffic.connections", *MISTAKE_FIELDS["no-prestop"]},
+    "ingress-no-prestop-retries": {"traffic.via", "traffic.rate", "traffic.connections", "traffic.ingress.retries",
+                                   *MISTAKE_FIELDS["no-prestop"]},
+    "ingress-prestop-short": {"traffic.via", "traffic.rate", "traffic.connections", "deployment.lifecycle.preStop.sleep.seconds",
+                              "app.env.DRAIN_SECONDS"},
+}
+MISTAKE_FIELDS.update({k: v for k, v in INGRESS_FIELDS.items() if k != "ingress-best-practice"})
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -55,17 +65,17 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def test_the_expected_scenarios_ship():
-    assert NAMES == sorted(["best-practice", *MISTAKE_FIELDS])
+    assert NAMES == sorted(["best-practice", "ingress-best-practice", *MISTAKE_FIELDS])
 
 
 @pytest.mark.parametrize("name", NAMES, ids=NAMES)
 def test_loads_with_a_description_and_the_common_shape(name):
     sc = load(name)
     assert sc.name == name
-    for word in ("Expected", "Fix" if name != "best-practice" else "0 failed"):
+    for word in ("Expected", "Fix" if not name.endswith("best-practice") else "0 failed"):
         assert word in sc.description, f"{name}: description should say {word!r}"
     assert sc.deployment.replicas == 4
-    assert sc.traffic.rate >= 500
+    assert sc.traffic.rate >= (250 if sc.traffic.via == "ingress" else 500)
     assert sc.disruption.type == "rollingUpdate"
     assert sc.disruption.change.env.get("APP_VERSION") not in (None, env(sc, "APP_VERSION", "1"))
     assert sc.app.command == ["{python}", "sample-app/app.py"]
@@ -185,3 +195,13 @@ def test_abrupt_keepalive_is_all_keepalive_traffic():
     assert env(sc, "KEEPALIVE_CLOSE", "polite") == "abrupt"
     assert sc.traffic.new_connection_ratio == 0
     assert float(env(sc, "DRAIN_SECONDS", "0")) > 0  # the cut, not early closing, is the mistake
+
+
+def test_ingress_best_practice_is_best_practice_through_the_ingress():
+    base = flat(load("best-practice").dump())
+    this = flat(load("ingress-best-practice").dump())
+    differ = {k for k in base.keys() | this.keys() if base.get(k) != this.get(k)} - {"name", "description"}
+    # the proxy's own CPU on a 2-core machine shared with 4 replicas and the engine: 250 req/s (500
+    # made the engine fall behind here, docs/ingress.md), and a pool that does not queue behind its latency
+    assert differ == {"traffic.via", "traffic.rate", "traffic.connections"}
+    assert load("ingress-best-practice").traffic.via == "ingress"

@@ -51,6 +51,9 @@ teardown() {
   log "teardown $(( $(date +%s) - t )) s; kind-e2e total $(( $(date +%s) - t0 )) s (setup ${t_setup} s); exit $rc"
 }
 trap 'log "interrupted"; rc=130; teardown; exit 130' INT TERM
+# and on any unexpected exit: a dockerd left running keeps its host changes (and,
+# under KIND_E2E_LOCK, the lock: it inherits the lock's file descriptor)
+trap 'teardown' EXIT
 
 step "dockerd start" bash "$S/dockerd.sh" start
 step "docker load" bash "$S/load-images.sh" "$node_tar" "$base_tar"

@@ -7,7 +7,9 @@ from typing import NamedTuple
 from harness.platforms.kubernetes.client import KubeApi, KubeError
 from harness.platforms.kubernetes.manifests import MANAGED_BY, MANAGER, RUN_LABEL
 
-OBJECT_KINDS = ("deployments", "services", "poddisruptionbudgets")
+OBJECT_KINDS = ("deployments", "services", "poddisruptionbudgets",
+                # the ingress proxy's (traffic.via: ingress; harness.platforms.kubernetes.ingress)
+                "ingresses", "rolebindings", "roles", "serviceaccounts", "configmaps")
 
 
 class Leftover(NamedTuple):

@@ -33,6 +33,11 @@ RESOURCES: dict[str, str] = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "poddisruptionbudgets": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+    "serviceaccounts": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "configmaps": "/api/v1/namespaces/{ns}/configmaps",
+    "roles": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "rolebindings": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+    "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
 }
 NAMESPACES = "/api/v1/namespaces"
 
@@ -256,6 +261,15 @@ class RestKube:
                           query={"container": container, "follow": "true"}, stream=True,
                           timeout=(10, 3600))
         return _LineStream(resp, raw_lines=True)
+
+    def pod_log_text(self, namespace, pod, container):
+        """A container's whole log so far (not followed)."""
+        resp = self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log",
+                          query={"container": container}, stream=True, timeout=(10, 60))
+        try:
+            return resp.read().decode("utf-8", "replace")
+        finally:
+            resp.release_conn()
 
     def access_review(self, namespace, verb, resource, group, subresource=""):
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",

@@ -62,6 +62,15 @@ class EndpointTracker:
         self._slices: dict[str, dict[str, _Endpoint]] = {}  # slice uid -> pod -> endpoint
         self._lock = threading.Lock()
 
+    def pod_at(self, address: str) -> str:
+        """The pod an endpoint address belongs to ('' when unknown)."""
+        with self._lock:
+            for eps in self._slices.values():
+                for pod, ep in eps.items():
+                    if ep.address == address:
+                        return pod
+        return ""
+
     def routable_pods(self) -> set[str]:
         with self._lock:
             return {pod for eps in self._slices.values() for pod, ep in eps.items() if ep.ready}

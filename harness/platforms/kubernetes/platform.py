@@ -34,7 +34,8 @@ from harness.model.events import EventWriter, SourceKind
 from harness.model.rundir import LOGS_DIR, update_manifest
 from harness.model.scenario import Scenario
 from harness.model.workload import workload_of
-from harness.platforms.kubernetes import apitime, apply, manifests, preflight
+from harness.model.ingresslog import ACCESS_LOG, INGRESS_DIR, PROXY_LOG
+from harness.platforms.kubernetes import apitime, apply, ingress as ingress_mod, manifests, preflight
 from harness.platforms.kubernetes.client import KubeApi, KubeError, load_api
 from harness.platforms.kubernetes.endpointtrack import EndpointTracker
 from harness.platforms.kubernetes.eventtrack import EventTracker
@@ -81,6 +82,8 @@ class KubernetesPlatform:
         self._progress = ""
         self.pods = PodTracker(clock=clock, on_container_started=self._follow_logs)
         self.endpoints = EndpointTracker(clock=clock)
+        #: traffic.via: ingress -- the proxy's own view of the endpoints (a polling thread)
+        self.ingress_view: ingress_mod.IngressView | None = None
         self.pod_selector = ""
         self._workload: dict[str, Any] = {}
 
@@ -104,7 +107,9 @@ class KubernetesPlatform:
                 "deployment": self.deployment, "url": self._url, "rounding": self._notes,
                 "manifest_changes": self._changes,
                 "watch_stats": {w.resource: dict(w.stats) for w in self._watches},
-                "logs_followed": len(self._followers)}
+                "logs_followed": len(self._followers),
+                **({"ingress": {"proxy": "traefik", "image": ingress_mod.IMAGE, "provider": "kubernetesingress",
+                                "polls": self.ingress_view.polls}} if self.ingress_view is not None else {})}
 
     def rollout_state(self) -> str:
         """One line for the live progress display."""
@@ -211,7 +216,26 @@ class KubernetesPlatform:
         svc = await self._call(api.get, "services", self.namespace, prepared.service)
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
+        if self.sc.traffic.via == "ingress":
+            await self._deploy_ingress(prepared.service)
         await self._wait_ready()
+
+    async def _deploy_ingress(self, app_service: str) -> None:
+        """Traefik in front of the run's Service; traffic enters by its NodePort."""
+        for resource, obj in ingress_mod.render(self.sc, namespace=self.namespace, run_label=self.run_label,
+                                                app_service=app_service,
+                                                pull_policy=self.kube.image_pull_policy,
+                                                api_server=getattr(self.api, "server", None)):
+            await self._call(self.api.create, resource, self.namespace, obj)
+            self._created.append((resource, obj["metadata"]["name"]))
+        svc = await self._call(self.api.get, "services", self.namespace, ingress_mod.NAME)
+        ports = ingress_mod.node_ports(svc)
+        self._url = self.kube.url.format(node_port=ports.get("web", ""))
+        host = urlsplit(self._url).hostname or "127.0.0.1"
+        self.ingress_view = ingress_mod.IngressView(
+            api_url=f"http://{host}:{ports.get('api', '')}", clock=self.clock, events=self.events,
+            pod_of=self.endpoints.pod_at, max_seconds=3600)
+        self.ingress_view.start()
 
     def _prepare(self) -> apply.Prepared:
         """The objects of this run: the user's manifests as given (changes
@@ -324,6 +348,10 @@ class KubernetesPlatform:
             routable = len(self.endpoints.routable_pods()) if any(
                 w.resource == "endpointslices" for w in self._watches) else want_n
             message = f"{state.message}; {routable}/{want_n} endpoints ready"
+            if self.ingress_view is not None:
+                seen = len(self.ingress_view.visible_pods() - {""})
+                message += f"; the ingress routes to {seen}/{want_n}"
+                routable = min(routable, seen)
             self._progress = message
             if state.phase is Phase.COMPLETE and state.available >= want_n and routable >= want_n:
                 return  # whether it serves is the runner's one check, through the NodePort (traffic.preflight)
@@ -389,12 +417,31 @@ class KubernetesPlatform:
             f.stop(timeout=1.0)
         for w in self._watches:
             w.stop(timeout=2.0)
+        if self.ingress_view is not None:
+            self.ingress_view.stop()
+            self._save_ingress_logs()
         for w in self._watches:
             log.info("watch %s: %s", w.resource, w.stats)
         if self.api is not None and self.mode == "managed":
             self._delete_created()
         if self._record is not None:
             self._record.close()
+
+    def _save_ingress_logs(self) -> None:
+        """The proxy's stdout (access log and debug log, JSON lines) into <run>/ingress/."""
+        out = self.run_dir / INGRESS_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            pods, _ = self.api.list("pods", self.namespace,
+                                    label_selector=f"{ingress_mod.INGRESS_LABEL}={self.run_label}")
+            text = "".join(self.api.pod_log_text(self.namespace, p["metadata"]["name"], ingress_mod.NAME)
+                           for p in pods)
+        except KubeError as exc:
+            log.warning("kubernetes: could not read the ingress proxy's log: %s", exc)
+            return
+        access = [x for x in text.splitlines() if '"DownstreamStatus"' in x]
+        (out / ACCESS_LOG).write_text("".join(f"{x}\n" for x in access), encoding="utf-8")
+        (out / PROXY_LOG).write_text(text, encoding="utf-8")
 
     def _delete_created(self) -> None:
         try:

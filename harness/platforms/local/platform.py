@@ -23,6 +23,7 @@ from harness.model.rundir import LOGS_DIR
 from harness.model.scenario import Scenario
 from harness.model.workload import require_local_command
 from harness.platforms.local.endpoints import ProxyResolver, ProxyView
+from harness.platforms.local.ingress import LocalIngress
 from harness.platforms.drain import run_drain
 from harness.platforms.local.drain import LocalDrainTarget
 from harness.platforms.local.kubelet import Kubelet, raise_if_failed
@@ -53,6 +54,10 @@ class LocalPlatform:
                                rng=random.Random(self.rng.random()))
         self._resolver = ProxyResolver(self.proxy, rng=random.Random(self.rng.random()))
         self.ports = PortAllocator(local.host)
+        #: traffic.via: ingress -- the proxy in front, fed from self.proxy's view
+        self.ingress = (LocalIngress(opts=scenario.traffic.ingress, host=local.host, ports=self.ports,
+                                     run_dir=self.run_dir, clock=clock, events=events)
+                        if scenario.traffic.via == "ingress" else None)
         require_local_command(scenario)  # manifests: which process plays the container (exit 2 if unsaid)
         app = scenario.app
         cwd = repo_root() / app.workdir if app.workdir else repo_root()
@@ -79,22 +84,31 @@ class LocalPlatform:
     # ---- the Platform seam --------------------------------------------------------------
     def target_url(self) -> str:
         t = self.scenario.traffic
+        if self.ingress is not None:
+            return self.ingress.url(t.path)
         return f"http://{self.scenario.local.host}:{self.scenario.app.container_port}{t.path}"
 
-    def resolver(self) -> ProxyResolver:
-        return self._resolver
+    def resolver(self):
+        return self.ingress.resolver() if self.ingress is not None else self._resolver
 
     def describe(self) -> dict:
         local = self.scenario.local
         return {"seed": self.seed, "endpoint_propagation_delay_s": local.endpoint_propagation_delay_seconds,
                 "endpoint_propagation_jitter_s": local.endpoint_propagation_jitter_seconds,
                 "balancing": "random (kube-proxy iptables mode)", "cwd": self.kubelet.cwd,
-                "nodes": [n.name for n in self.nodes], "drain": self.drain_result}
+                "nodes": [n.name for n in self.nodes], "drain": self.drain_result,
+                **({"ingress": self.ingress.describe()} if self.ingress is not None else {})}
 
     async def __aenter__(self) -> "LocalPlatform":
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._proxy_loop)
+        if self.ingress is not None:
+            try:
+                await self.ingress.start(self._tg)
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
         return self
 
     async def __aexit__(self, *exc) -> bool | None:
@@ -112,6 +126,8 @@ class LocalPlatform:
     async def teardown(self) -> None:
         with anyio.CancelScope(shield=True):
             await self.kubelet.teardown()
+            if self.ingress is not None:
+                await self.ingress.stop()
         self.state = "torn down"
 
     async def deploy(self) -> None:
@@ -129,6 +145,9 @@ class LocalPlatform:
             await self._reconcile()
             await self._until(lambda: len(self.proxy.visible) >= self.scenario.deployment.replicas,
                               "endpoints of every replica to reach the traffic path")
+            if self.ingress is not None:
+                await self._until(lambda: len(self.ingress.visible_pods()) >= self.scenario.deployment.replicas,
+                                  "the ingress proxy to route to every replica")
             # whether every replica serves is the runner's one check (harness.traffic.preflight)
         finally:
             self.kubelet.fail_fast = False
@@ -151,7 +170,8 @@ class LocalPlatform:
         self.events.emit(self.clock.now(), "", EventKind.ROLLOUT_COMPLETE, revision=self.template.revision)
         self.state = "rolled out; old pods terminating"
         await self._until_deleted_pods_ended()
-        await self._until(lambda: self.proxy.next_due_ns() is None, "endpoints to settle")
+        await self._until(lambda: self.proxy.next_due_ns() is None and (self.ingress is None or self.ingress.settled),
+                          "endpoints to settle")
         self.state = "rolled out"
 
     async def _drain(self) -> None:
@@ -334,7 +354,8 @@ class LocalPlatform:
         while True:
             self._proxy_wake = anyio.Event()
             now = self.clock.now()
-            self.proxy.apply_due(now)
+            if self.proxy.apply_due(now) and self.ingress is not None:
+                self.ingress.set_upstreams(self.proxy.visible)
             nxt = self.proxy.next_due_ns()
             with anyio.move_on_after((nxt - now) / 1e9 if nxt is not None else 3600):
                 await self._proxy_wake.wait()

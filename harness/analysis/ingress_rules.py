@@ -1,0 +1,159 @@
+"""Diagnosis rules of the ingress hop (runs whose traffic went through the
+proxy; they claim nothing in other runs). They run before the general
+rules (harness.analysis.rules), because through an ingress the hop that
+decides is the proxy's, not kube-proxy's:
+
+    no-prestop /          the pod stopped serving while the slowest hop (the
+    prestop-too-short     ingress) still routed to it: the proxy's 502s,
+                          each attributed from its access log; the fix names
+                          that hop and its measured lag
+    upstream-keepalive    the proxy's 502 from a pod that was still serving:
+                          it reused an upstream keep-alive connection the pod
+                          had already closed (app keep-alive timeout shorter
+                          than the proxy's upstream idle timeout)
+    ingress-retries       what the proxy's retries absorbed: failed attempts
+                          the client never saw (no failures claimed)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.findings import (
+    TOL_NS, Context, by_outcome, ceil_half, claim, finding, outcome_text, pod_rows, prestop_seconds, secs,
+)
+from harness.analysis.ingress import via_ingress
+
+PROXY_CODES = (502, 503, 504)
+
+
+def _hop_lags(p) -> dict[str, float | None]:
+    d = p.deletion
+    return {"kube-proxy": secs(p.endpoint_removed - d) if p.endpoint_removed is not None and d is not None else None,
+            "ingress": secs(p.ingress_removed - d) if p.ingress_removed is not None and d is not None else None}
+
+
+def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
+    if not via_ingress(ctx.req):
+        return None
+    t = ctx.att["t_ns"].to_numpy()
+    mask = np.zeros(len(t), dtype=bool)
+    per_pod: dict[str, dict[str, Any]] = {}
+    for p in ctx.pods.values():
+        if p.deletion is None or p.ingress_removed is None:
+            continue
+        marks = [x for x in (p.stop_signal, p.shutdown_started, p.not_accepting_from) if x is not None]
+        if not marks or min(marks) >= p.ingress_removed:
+            continue
+        stop = min(marks)
+        hit = pod_rows(ctx, p.name) & (t >= stop - TOL_NS) & (t <= p.ingress_removed + TOL_NS)
+        if hit.any():
+            mask |= hit
+            lags = _hop_lags(p)
+            per_pod[p.name] = {"stopped_serving_s": secs(stop), "hop_lag_s": lags,
+                               "slowest_hop": max((k for k in lags if lags[k] is not None), key=lambda k: lags[k]),
+                               "failures": int(hit.sum())}
+    if not mask.any():
+        return None
+    got = claim(ctx, mask)
+    worst = max(per_pod, key=lambda k: max(v for v in per_pod[k]["hop_lag_s"].values() if v is not None))
+    lags = per_pod[worst]["hop_lag_s"]
+    hop = per_pod[worst]["slowest_hop"]
+    lag = lags[hop]
+    want = ceil_half(lag + 0.5)
+    has = prestop_seconds(ctx.spec)
+    grace = ctx.spec.grace_s
+    others = ", ".join(f"{k} {v:.2f} s" for k, v in lags.items() if v is not None and k != hop)
+    why = (f"the {hop} kept routing to deleted pod {worst} for {lag:.2f} s after its deletion"
+           + (f" (the other hop: {others})" if others else "")
+           + f", but the pods stopped serving before that: the proxy answered {len(got)} requests with "
+           f"{outcome_text(by_outcome(got))}, each traced to its stopping pod in the proxy's access log.")
+    if ctx.spec.prestop is None:
+        rule, title = "no-prestop", f"No preStop hook: pods stopped serving while the {hop} still routed to them"
+        cause = "The stop signal went out at deletion with no preStop delay, while " + why
+        fix = (f"Add lifecycle.preStop sleep >= {want:g} s, sized for the slowest hop ({hop}: {lag:.2f} s "
+               f"measured here), not kube-proxy's; keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
+               "+ the app's drain time.")
+    else:
+        now = f"{has:g} s" if has is not None else ctx.spec.prestop_text
+        rule, title = "prestop-too-short", f"preStop shorter than the slowest hop ({hop})"
+        cause = f"preStop ({now}) ended before the {hop} stopped routing to the pod: " + why
+        fix = (f"Raise the preStop sleep from {now} to >= {want:g} s: the slowest hop ({hop}) took {lag:.2f} s; "
+               f"keep terminationGracePeriodSeconds ({grace:g} s) above it.")
+    return finding(rule, title, cause, fix, "high", got, pods=per_pod, slowest_hop=hop, hop_lag_s=lags,
+                    routed_after_deletion_s=lag, prestop_seconds=has, suggested_prestop_s=want)
+
+
+def _keepalive_timeout_s(ctx: Context) -> float | None:
+    raw = ctx.scenario.app.env.get("KEEPALIVE_TIMEOUT")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
+    if not via_ingress(ctx.req) or not len(ctx.att):
+        return None
+    t = ctx.att["t_ns"].to_numpy()
+    status = ctx.req.loc[ctx.att.index, "proxy_status"].fillna(0).to_numpy()
+    logged = ctx.att["how"].to_numpy(dtype=object) == "ingress-log"
+    serving = np.zeros(len(t), dtype=bool)
+    for p in ctx.pods.values():
+        stop = [x for x in (p.stop_signal, p.not_accepting_from) if x is not None]
+        rows = ctx.pod_of == p.name
+        serving |= rows & (t < (min(stop) - TOL_NS if stop else np.iinfo(np.int64).max))
+    mask = ctx.free & logged & (status == 502) & serving
+    if not mask.any():
+        return None
+    got = claim(ctx, mask)
+    idle = ctx.scenario.traffic.ingress.upstream_idle_timeout_seconds
+    app = _keepalive_timeout_s(ctx)
+    errors = dict(ctx.req.attrs.get("proxy_errors") or {})
+    cause = (f"The proxy answered 502 to {len(got)} requests while their upstream pod was serving normally: it "
+             f"sent them on pooled keep-alive connections the pod had already closed"
+             + (f" (the app closes idle connections after {app:g} s, the proxy keeps them {idle:g} s)" if app else
+                f" (the proxy keeps idle upstream connections {idle:g} s)")
+             + ". Non-idempotent requests are not retried on a stale connection, so they fail.")
+    want = f"{max(app - 1, app / 2):g} s" if app else "below the app's keep-alive timeout"
+    fix = (f"Set the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
+           f"serversTransport forwardingTimeouts.idleConnTimeout) to {want}, or raise the app's keep-alive timeout "
+           f"above {idle:g} s; when draining, answer with Connection: close so the proxy drops the connection itself.")
+    return finding("upstream-keepalive", "Upstream keep-alive mismatch: the proxy reused connections the pod had closed",
+                   cause, fix, "high", got, upstream_idle_timeout_s=idle, app_keepalive_timeout_s=app,
+                   proxy_errors=errors)
+
+
+def rule_ingress_retries(ctx: Context) -> dict[str, Any] | None:
+    if not via_ingress(ctx.req):
+        return None
+    retries = ctx.req["proxy_retries"].fillna(0).to_numpy()
+    status = ctx.req["proxy_status"].fillna(0).to_numpy()
+    retried = retries > 0
+    logged = int(ctx.req.attrs.get("retry_attempts") or 0)
+    if not retried.any() and not logged:
+        return None
+    n = ctx.scenario.traffic.ingress.retries
+    pods = ctx.req.loc[retried, "upstream_pod"].fillna("(none)").value_counts()
+    if retried.any():
+        absorbed = int((retried & (status < 500)).sum())
+        what = (f"The proxy retried {int(retried.sum())} requests (retry middleware, {n} attempts) after an upstream "
+                f"attempt failed; {absorbed} of them then succeeded")
+    else:  # only the proxy's own log counts them (Traefik v3.6 leaves RetryAttempts at 0)
+        absorbed = max(0, logged - int(len(ctx.att)))
+        what = (f"The proxy made {logged} retries (retry middleware, {n} attempts; its log), while only "
+                f"{len(ctx.att)} requests failed: about {absorbed} failed attempts were retried into successes")
+    return finding(
+        "ingress-retries", f"The proxy's retries absorbed about {absorbed} failed attempts",
+        what + ", so the client never saw the failure. The rollout still broke "
+        "connections: the same scenario without retries shows them (run it with "
+        "--set traffic.ingress.retries=0 and compare the two runs).",
+        "Keep the retries as a safety net, but fix the cause the other findings name; retries only cover idempotent "
+        "requests and add the failed attempt's time to the answer.",
+        "low", None, retried=int(retried.sum()), absorbed=absorbed, retry_attempts=n, retries_logged=logged,
+        last_upstream_of_retried={str(k): int(v) for k, v in pods.items()})
+
+
+INGRESS_RULES = (rule_ingress_lag, rule_upstream_keepalive, rule_ingress_retries)

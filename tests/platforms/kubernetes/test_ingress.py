@@ -1,0 +1,88 @@
+"""Traefik as the cluster's ingress controller: the objects a run creates and
+the ingress's own view of the endpoints, read from the proxy's API."""
+
+from __future__ import annotations
+
+from harness.model.clock import RunClock
+from harness.model.events import EventWriter, read_events
+from harness.model.scenario import Scenario
+from harness.platforms.kubernetes import ingress
+from harness.platforms.kubernetes.manifests import MANAGED_BY, RUN_LABEL
+
+
+def scenario(**ingress_opts) -> Scenario:
+    return Scenario.model_validate({"name": "t", "traffic": {"via": "ingress", "ingress": ingress_opts}})
+
+
+def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_service():
+    objs = ingress.render(scenario(), namespace="ns1", run_label="run1", app_service="api", pull_policy="Never")
+    kinds = [r for r, _ in objs]
+    assert kinds == ["serviceaccounts", "roles", "rolebindings", "deployments", "services", "ingresses"]
+    by = dict(objs)
+    for _, o in objs:  # cleanup finds them by label in a shared namespace
+        assert o["metadata"]["namespace"] == "ns1"
+        assert o["metadata"]["labels"][RUN_LABEL] == "run1" and o["metadata"]["labels"][MANAGED_BY]
+    tmpl = by["deployments"]["spec"]["template"]
+    assert RUN_LABEL not in tmpl["metadata"]["labels"]  # the run's pod watch follows the app only
+    c = tmpl["spec"]["containers"][0]
+    assert c["image"] == ingress.IMAGE and c["imagePullPolicy"] == "Never"
+    assert "--providers.kubernetesingress.namespaces=ns1" in c["args"]
+    assert "--providers.kubernetesingress.disableClusterScopeResources=true" in c["args"]
+    assert "--serversTransport.forwardingTimeouts.idleConnTimeout=90000ms" in c["args"]
+    assert "hostNetwork" not in tmpl["spec"] and "--entryPoints.web.address=:18000" in c["args"]
+    assert not any(a.startswith("--accessLog.filePath") for a in c["args"])  # stdout: the pod's log
+    assert by["services"]["spec"]["type"] == "NodePort"
+    assert {p["name"] for p in by["services"]["spec"]["ports"]} == {"web", "api"}
+    backend = by["ingresses"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "api", "port": {"number": 80}}
+    assert by["rolebindings"]["subjects"][0] == {"kind": "ServiceAccount", "name": "traefik", "namespace": "ns1"}
+
+
+def test_retries_come_from_a_file_provider_configmap():
+    objs = dict(ingress.render(scenario(retries=2), namespace="ns1", run_label="r", app_service="api",
+                               pull_policy="IfNotPresent"))
+    assert "attempts: 2" in objs["configmaps"]["data"]["middlewares.yaml"]
+    assert objs["ingresses"]["metadata"]["annotations"] == {"traefik.ingress.kubernetes.io/router.middlewares": "retry@file"}
+    assert "--providers.file.directory=/config" in objs["deployments"]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_kube_servers_reads_only_kubernetes_services():
+    answer = [{"name": "api@internal"},
+              {"name": "ns1-api-80@kubernetes", "loadBalancer": {"servers": [{"url": "http://198.18.128.5:8080"}]}}]
+    assert ingress.kube_servers(answer) == {"198.18.128.5:8080"}
+    assert ingress.kube_servers({"error": "x"}) is None
+
+
+def test_the_view_emits_ingress_hop_events(tmp_path):
+    events = EventWriter(tmp_path / "events.jsonl")
+    view = ingress.IngressView(api_url="http://127.0.0.1:1", clock=RunClock.start(), events=events,
+                               pod_of={"198.18.128.5": "api-1", "198.18.128.6": "api-2"}.get, max_seconds=1)
+    view.apply(10, {"198.18.128.5:8080", "198.18.128.6:8080"})
+    view.apply(20, {"198.18.128.6:8080"})
+    view.apply(30, {"198.18.128.6:8080"})
+    events.close()
+    got = [(e["t_ns"], e["pod"], e["kind"], e["detail"]["hop"]) for e in read_events(tmp_path)]
+    assert got == [(10, "api-1", "endpoint_added", "ingress"), (10, "api-2", "endpoint_added", "ingress"),
+                   (20, "api-1", "endpoint_removed", "ingress")]
+    assert view.visible_pods() == {"api-2"}
+
+
+def test_an_api_server_on_the_node_loopback_puts_the_proxy_in_the_node_network():
+    objs = dict(ingress.render(scenario(), namespace="ns1", run_label="r", app_service="api", pull_policy="Never",
+                               api_server="https://127.0.0.1:16443"))
+    spec = objs["deployments"]["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "--providers.kubernetesingress.endpoint=https://127.0.0.1:16443" in args
+    assert "--providers.kubernetesingress.token=/var/run/secrets/kubernetes.io/serviceaccount/token" in args
+    # bound to the pod's (= node's) IP only, never to every address of the host
+    assert "--entryPoints.web.address=$(POD_IP):18000" in args
+
+
+def test_the_view_thread_starts_and_stops(tmp_path):
+    events = EventWriter(tmp_path / "events.jsonl")
+    view = ingress.IngressView(api_url="http://127.0.0.1:9", clock=RunClock.start(), events=events,
+                               pod_of=lambda a: "", max_seconds=30)
+    view.start()
+    view.stop()
+    assert not view.is_alive() and view.polls >= 1

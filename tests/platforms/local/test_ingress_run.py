@@ -1,0 +1,66 @@
+"""Real rollouts through the ingress proxy on the local platform: the real
+Traefik binary (`make traefik`) in front of real replica processes, driven
+through the CLI as a user runs it. An inconclusive run is retried once, then
+the test fails with its reason (the ``real_rollout`` fixture). Assertions are
+about outcomes, attribution and findings, never about timings."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TERMINATING = ("terminating", "draining")
+
+
+def hop_removals(run) -> dict[str, dict[str, int]]:
+    """pod -> {deletion, kube-proxy, ingress}: when each hop dropped it."""
+    out: dict[str, dict[str, int]] = {}
+    for ev in run.analysis.run.events:
+        pod, kind = ev["pod"], ev["kind"]
+        if kind == "deletion_requested":
+            out.setdefault(pod, {})["deletion"] = ev["t_ns"]
+        elif kind == "endpoint_removed":
+            hop = (ev.get("detail") or {}).get("hop", "kube-proxy")
+            out.setdefault(pod, {}).setdefault(hop, ev["t_ns"])
+    return {p: d for p, d in out.items() if "deletion" in d}
+
+
+def test_no_prestop_through_the_ingress_gives_proxy_502s_on_terminating_pods(real_rollout):
+    run = real_rollout("ingress-no-prestop")
+    run.require_conclusive()
+    s = run.analysis.summary
+    assert s["verdict"]["status"] == "fail", (s["verdict"], run.proc.stderr[-2000:])
+    assert s["service_failed"] > 0
+    # the client talks to the proxy: it never sees a refused connection, only the proxy's answer
+    assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_503", "http_504"}, s["outcomes"]
+    assert s["outcomes"].get("http_502", 0) > 0
+    att = run.analysis.attributed
+    assert (att["how"] == "ingress-log").mean() >= 0.95, s["attribution"]
+    deleted = set(hop_removals(run))
+    assert set(att["pod"].dropna()) <= deleted
+    assert att["phase"].isin(TERMINATING).mean() >= 0.95, s["attribution"]["by_pod_phase"]
+    top = s["findings"][0]
+    assert top["rule"] == "no-prestop", [f["rule"] for f in s["findings"]]
+    assert top["evidence"]["slowest_hop"] == "ingress" and "ingress" in top["fix"]
+    assert s["ingress"]["proxy_5xx"] and s["ingress"]["not_logged"] == 0
+
+
+def test_best_practice_through_the_ingress_drops_nothing_and_the_chain_has_the_ingress_hop(real_rollout):
+    run = real_rollout("ingress-best-practice")
+    run.require_conclusive()
+    s = run.analysis.summary
+    assert s["verdict"]["status"] == "pass", (s["verdict"], run.proc.stderr[-2000:])
+    assert s["failed"] == 0 and s["total"] > 0
+    hops = hop_removals(run)
+    assert len(hops) == 4, hops  # every replaced pod
+    for pod, d in hops.items():
+        # the ingress is fed from kube-proxy's view, so it drops a pod after kube-proxy does
+        assert d["deletion"] < d["kube-proxy"] <= d["ingress"], (pod, d)
+    for chain in s["chains"]:
+        labels = [step["label"] for step in chain["steps"]]
+        assert labels.index("removed from endpoints") < labels.index("removed from the ingress"), labels
+    # every request the engine sent is in the proxy's access log
+    assert s["ingress"]["logged"] == s["total"] - s["dropped"] and s["ingress"]["not_logged"] == s["dropped"]
+    # the proxy's own reaction (configuration written -> its API routes accordingly) was measured
+    assert run.analysis.run.manifest["platform_info"]["ingress"]["reaction_ms"]
