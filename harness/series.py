@@ -139,11 +139,8 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    pool = _Reports(None, report)  # nothing is analysed while traffic runs (see _analyse_all)
-    futures: dict[int, cf.Future] = {}
     # a crash still leaves readable run dirs and a series verdict over what was seen
-    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv,
-                                              quiet), series_dir)
+    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, argv, quiet), series_dir)
     status = ended[0] if ended is not None else COMPLETE
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
@@ -155,14 +152,6 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     if status == INTERRUPTED:
         exit_code = 130
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
-
-
-@dataclasses.dataclass
-class _Reports:
-    """Where finished rollouts go to be analysed, and how fully."""
-
-    executor: cf.ProcessPoolExecutor | None
-    full: bool
 
 
 def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
@@ -203,7 +192,7 @@ def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict
     return analyse_run(run_dir, report=full, only_failing=not every)
 
 
-async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:
+async def _series_async(scenario, platform_name, series_dir, clock, plan, argv, quiet) -> None:
     stopping = {"interrupted": False}
 
     def interrupted() -> None:
@@ -212,8 +201,8 @@ async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, 
     with interruptible(interrupted):
         async with anyio.create_task_group() as tg:
             for lane_no, lane in enumerate(plan, start=1):
-                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, pool, futures,
-                              argv, quiet, stopping)
+                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet,
+                              stopping)
     if stopping["interrupted"]:
         for lane in plan:
             for r in lane:
@@ -221,20 +210,19 @@ async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, 
                     r.status = INTERRUPTED
 
 
-async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], pool, futures, argv,
-                quiet, stopping) -> None:
+async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], argv, quiet,
+                stopping) -> None:
     """One Deployment after another until the lane's rollouts are done: a
     repeatable platform needs one; any other, one per rollout."""
     pending, deployment = list(lane), 0
     while pending and not stopping["interrupted"]:
         deployment += 1
         lane_dir = series_dir / (f"lane-{lane_no}" if deployment == 1 else f"lane-{lane_no}.{deployment}")
-        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, pool, futures,
-                                    argv, quiet)
+        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet)
 
 
-async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], pool, futures,
-                      argv, quiet) -> list[Rollout]:
+async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], argv,
+                      quiet) -> list[Rollout]:
     """Deploy once, then roll out as many of ``pending`` as the platform
     allows; return those still to run on a fresh Deployment."""
     from harness.platforms import make_platform
@@ -258,8 +246,8 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
                     break
                 await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
                 done.append(r)
-                if repeatable:  # its logs are written as they come: report now, while the next rollout runs
-                    _submit(lane_dir, r, pool, futures)
+                if repeatable:  # its logs are written as they come: copy them now (analysed after the last rollout)
+                    _copy_logs(lane_dir, r.run_dir)
                 if r.status != COMPLETE and repeatable:  # the Deployment's state is unknown: stop the lane
                     for rest in pending[pos + 1:]:
                         rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
@@ -268,16 +256,11 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
         events.close()
     if not repeatable:  # such a platform collects the pods' logs at teardown
         for r in done:
-            _submit(lane_dir, r, pool, futures)
+            _copy_logs(lane_dir, r.run_dir)
     return left
 
 
 REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
-
-
-def _submit(lane_dir: Path, r: Rollout, pool: "_Reports", futures) -> None:
-    """A rollout is done: its pods' logs into its run dir (analysed after the last rollout)."""
-    _copy_logs(lane_dir, r.run_dir)
 
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
