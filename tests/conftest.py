@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.traffic import servers
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 #: shorter baseline and settle than shipped; the rollout itself keeps each scenario's timings
@@ -63,6 +65,12 @@ def real_rollout(tmp_path_factory):
     cache: dict[str, RealRun] = {}
 
     def get(name: str) -> RealRun:
+        if name.startswith("ingress-"):
+            from harness.platforms.ingress.traefik import binary_path
+
+            if not binary_path().is_file():
+                pytest.skip(f"{name} runs through Traefik, which is not built at {binary_path()} "
+                            "(it needs Go: make traefik)")
         if name not in cache:
             for attempt in (1, 2):
                 out = root / f"{name}-{attempt}"
@@ -80,3 +88,18 @@ def _private_history(tmp_path_factory, monkeypatch):
     """Every test keeps the run history (reports/history.sqlite, docs/proof.md)
     in its own temporary file, never in the checkout's reports/."""
     monkeypatch.setenv("ROLLOUT_HARNESS_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
+
+
+@pytest.fixture
+def server_factory():
+    """Tiny local servers on 127.0.0.1 that misbehave in one way each (tests/traffic/servers.py)."""
+    made = []
+
+    def make(behave, **kw):
+        s = servers.Server(behave, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()

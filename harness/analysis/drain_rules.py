@@ -233,38 +233,5 @@ def rule_rollout_below_pdb(ctx: Context) -> dict[str, Any] | None:
 DRAIN_RULES = (rule_single_replica, rule_all_on_one_node, rule_no_pdb, rule_pdb_blocks_drain,
                rule_rollout_below_pdb)
 
-
-# ---- the static face: the same risks, visible in the spec before any run ----------------------
-
-def drain_risks(sc) -> list[dict[str, str]]:
-    """What a node drain would do to this Deployment, from the spec alone
-    (``rollout-harness validate`` prints them): the rules above, before any
-    traffic. Checked when the scenario drains, or has a PDB."""
-    d = sc.deployment
-    pdb = d.pod_disruption_budget
-    if sc.disruption.type not in ("drain", "evict") and pdb is None:
-        return []
-    out: list[dict[str, str]] = []
-
-    def risk(rule: str, text: str, fix: str) -> None:
-        out.append({"rule": rule, "risk": text, "fix": fix})
-
-    if d.replicas == 1:
-        risk("single-replica", "1 replica: any eviction (a node drain) leaves the service with no endpoint "
-             "until the replacement is ready", "replicas >= 2, spread over nodes, PDB maxUnavailable: 1")
-    if pdb is None:
-        risk("no-pdb", "no PodDisruptionBudget: a drain evicts every pod of the node at once",
-             "podDisruptionBudget: {maxUnavailable: 1}")
-    else:
-        st = pdb_status(pdb, d.replicas, [])
-        if st.desired_healthy >= d.replicas:
-            risk("pdb-blocks-drain", f"the PodDisruptionBudget needs {st.desired_healthy} of {d.replicas} pods "
-                 "healthy: it allows no eviction, so every drain blocks until it times out",
-                 "maxUnavailable: 1 (or minAvailable below replicas)")
-        hard = [c for c in d.topology_spread_constraints
-                if c.when_unsatisfiable == "DoNotSchedule" and c.node_taints_policy == "Ignore"]
-        if hard:
-            risk("pdb-blocks-drain", "a DoNotSchedule topology spread with nodeTaintsPolicy Ignore still counts "
-                 "a cordoned node as a domain: a replacement can stay Pending, the budget never recovers and "
-                 "the drain blocks", "whenUnsatisfiable: ScheduleAnyway, or nodeTaintsPolicy: Honor")
-    return out
+# The static face of these rules (single-replica, no-pdb, pdb-blocks-drain in a spec, before any run)
+# lives with the other checks in harness.spec.checks, which `check` and `validate` both print.

@@ -28,9 +28,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from harness.analysis.drain_rules import drain_risks
     from harness.model.scenario import load_scenario
     from harness.model.workload import workload_of
+    from harness.report.risks import risk_lines
+    from harness.spec.checks import check_scenario
 
     manifests = getattr(args, "manifests", None) or []  # callers may build args without it
     stdin = sys.stdin.read() if "-" in manifests else None  # read once, shared by every file
@@ -48,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  workload: Deployment {wl.deployment.name}, container {wl.container} from {wl.origin}")
             for field in wl.unmodelled:
                 print(f"  not played on the local platform: {field}")
-        for r in drain_risks(sc):
-            print(f"  risk ({r['rule']}): {r['risk']}; fix: {r['fix']}")
+        for r in check_scenario(sc):  # the risks `rollout-harness check` computes, same ids and wording
+            print("\n".join("  " + line for line in risk_lines(r)))
         if args.print_:
             print(yaml.safe_dump(sc.dump(), sort_keys=False))
     return EXIT_BAD_INPUT if bad else 0

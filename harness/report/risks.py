@@ -33,13 +33,17 @@ def confirmations(risks: list[Risk], files: list[str]) -> list[str]:
     return lines
 
 
+def risk_lines(r: Risk) -> list[str]:
+    """One risk for a terminal, as `check` and `validate` both print it."""
+    return [f"{r.source}:{r.line}: {r.severity.upper()} {r.check}: {r.title} (Deployment {r.deployment}, {r.field})",
+            f"  what goes wrong: {r.what}",
+            f"  fix: {r.fix}"]
+
+
 def as_text(risks: list[Risk], files: list[str], deployments: list[str]) -> str:
     out: list[str] = []
     for r in risks:
-        out.append(f"{r.source}:{r.line}: {r.severity.upper()} {r.check}: {r.title} "
-                   f"(Deployment {r.deployment}, {r.field})")
-        out.append(f"  what goes wrong: {r.what}")
-        out.append(f"  fix: {r.fix}")
+        out.extend(risk_lines(r))
     counts = {s: sum(r.severity == s for r in risks) for s in (HIGH, MEDIUM, LOW)}
     checked = ", ".join(deployments)
     if risks:

@@ -6,8 +6,10 @@ that would show it happening.
 The rule ids are the diagnosis's own (``rules.py``: no-prestop, short-grace,
 no-readiness-probe, capacity-dip; ``drain_rules.py``: single-replica, no-pdb,
 pdb-blocks-drain); ``CHECKS`` says which diagnosis rule shows
-each risk as evidence in a run (tests/spec/test_checks.py holds the two
-lists together). Risks are pure functions of the workload model plus the
+each risk as evidence in a run, and ``RUN_ONLY`` names the diagnosis rules
+that have no static face, and why (tests/spec/test_checks.py holds the lists
+together). This module is the one place their spec-side wording lives:
+``check`` prints it for manifests, ``validate`` for scenario files. Risks are pure functions of the workload model plus the
 document's line map, so they read a manifest file and a live Deployment
 (target mode) the same way.
 """
@@ -16,11 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
-from harness.model.k8syaml import Document, Path_, field_path
+from pydantic.alias_generators import to_camel
+
+from harness.errors import BadInput
+from harness.model.k8syaml import Document, Path_, field_path, parse_documents
 from harness.model.scenario import Deployment, LifecycleHandler, Probe, resolve_int_or_percent
-from harness.model.workload import Workload
+from harness.model.workload import Workload, workload_of
 from harness.platforms.local.eviction import pdb_status
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
@@ -55,8 +61,18 @@ CHECKS = {c.id: c for c in (
     Check("no-pdb", "No PodDisruptionBudget", "no-pdb", "scenarios/drain-no-pdb.yaml"),
     Check("pdb-blocks-drain", "PodDisruptionBudget allows no disruption", "pdb-blocks-drain",
           "scenarios/drain-pdb-blocks.yaml"),
+    Check("spread-blocks-drain", "Hard node spread can strand a drain's replacements", "pdb-blocks-drain", None),
     Check("liveness-delay-without-startup", "Long liveness delay instead of a startup probe", None, None),
 )}
+
+
+#: diagnosis rules with no static face of their own, and why (the spec-side part, if any, is named)
+RUN_ONLY = {
+    "all-on-one-node": "where the pods land is the scheduler's choice at run time; the spec's part is no-pdb "
+                       "(and pdb-blocks-drain for a spread that strands replacements)",
+    "rollout-below-pdb": "a fact of a run, not a risk: a PDB does not limit a Deployment's own rollout; the "
+                         "spec's part is max-unavailable",
+}
 
 
 @dataclasses.dataclass
@@ -105,27 +121,82 @@ def _endpoint(p: Probe) -> tuple | None:
     return None
 
 
-class _Spec:
-    """The Deployment document, for lines of its fields."""
+#: a manifest path (relative to the Deployment or the PDB) -> the same field in a scenario's own layout
+_SCENARIO_PREFIXES: tuple[tuple[Path_, Path_], ...] = (
+    (("spec", "template", "spec", "containers"), ("deployment",)),  # then the container index
+    (("spec", "template", "spec"), ("deployment",)),
+    (("spec",), ("deployment",)),
+    (("metadata",), ("deployment",)),
+)
 
-    def __init__(self, wl: Workload):
-        assert wl.deployment_doc is not None
-        self.doc = wl.deployment_doc
+
+def _scenario_path(path: Path_, *, pdb: bool) -> Path_:
+    if pdb:
+        return ("deployment", "podDisruptionBudget") + tuple(path[1:] if path[:1] == ("spec",) else ())
+    for prefix, to in _SCENARIO_PREFIXES:
+        if tuple(path[:len(prefix)]) == prefix:
+            rest = path[len(prefix):]
+            if prefix[-1] == "containers":
+                rest = rest[1:]
+            if prefix == ("metadata",):
+                rest = ()
+            return to + tuple(rest)
+    return ("deployment",) + tuple(path)
+
+
+def scenario_document(sc) -> Document:
+    """The scenario file, for lines of its ``deployment:`` fields (keys in
+    either spelling, camelCase or snake_case); no lines if it has no file."""
+    source = sc.source_path or "<scenario>"
+    try:
+        docs = parse_documents(Path(source).read_text(encoding="utf-8"), source) if sc.source_path else []
+    except (OSError, UnicodeDecodeError, BadInput):
+        docs = []
+    if not docs:
+        return Document(source=source, index=0, line=0, data={}, lines={})
+    doc = docs[0]
+    doc.lines = {tuple(to_camel(k) if isinstance(k, str) else k for k in path): line
+                 for path, line in doc.lines.items()}
+    return doc
+
+
+class _Spec:
+    """Where each field is written, for the line of a risk: the Deployment
+    and PDB documents of manifests, or the scenario file's ``deployment:``
+    section (the rules name fields by their manifest path either way)."""
+
+    def __init__(self, wl: Workload, scenario_doc: Document | None = None):
+        self.manifests = wl.deployment_doc is not None
+        self.doc = wl.deployment_doc if self.manifests else scenario_doc
+        assert self.doc is not None, "a workload from a scenario needs its scenario document"
+        self.pdb_doc = wl.pdb_doc if self.manifests else self.doc
+        self.label = self.doc.label() if self.manifests else f"scenario {self.doc.source}"
         self.c: Path_ = ("spec", "template", "spec", "containers", wl.container_index)
         self.pod: Path_ = ("spec", "template", "spec")
         self.risks: list[Risk] = []
         self.name = wl.deployment.name
 
-    def add(self, check: str, severity: str, path: Path_, what: str, fix: str, doc: Document | None = None) -> None:
-        doc = doc or self.doc
-        self.risks.append(Risk(check, severity, self.name, doc.source, doc.line_of(path), doc.label(),
+    def add(self, check: str, severity: str, path: Path_, what: str, fix: str, *, pdb: bool = False) -> None:
+        doc = (self.pdb_doc if pdb else self.doc) or self.doc
+        label = doc.label() if self.manifests else self.label
+        if not self.manifests:
+            path = _scenario_path(path, pdb=pdb)
+        self.risks.append(Risk(check, severity, self.name, doc.source, doc.line_of(path), label,
                                field_path(path), what, fix))
 
 
-def check_workload(wl: Workload) -> list[Risk]:
+def check_scenario(sc) -> list[Risk]:
+    """Every risk of a scenario's workload, whichever way it is given: its
+    manifests (lines in them) or its own ``deployment:`` fields (lines in
+    the scenario file). ``rollout-harness validate`` prints these."""
+    wl = workload_of(sc)
+    return check_workload(wl, None if wl.from_manifests else scenario_document(sc))
+
+
+def check_workload(wl: Workload, scenario_doc: Document | None = None) -> list[Risk]:
     """Every risk of one Deployment (and its PDB), most severe first."""
     d: Deployment = wl.deployment
-    s = _Spec(wl)
+    s = _Spec(wl, scenario_doc)
     grace = d.termination_grace_period_seconds
     prestop = prestop_seconds(d.lifecycle.pre_stop)
     if d.lifecycle.pre_stop is None:
@@ -207,28 +278,36 @@ def _strategy_risks(s: _Spec, d: Deployment) -> None:
 
 def _budget_risks(s: _Spec, wl: Workload) -> None:
     n = wl.deployment.replicas
-    pdb = wl.pdb_doc
-    if pdb is None:
+    budget = wl.deployment.pod_disruption_budget
+    if wl.pdb_doc is None and budget is None:
         if n > 1:
             s.add("no-pdb", LOW, ("metadata", "name"),
                   "No PodDisruptionBudget selects these pods: a node drain or cluster upgrade may evict all of "
                   "them at once.",
                   "Add a PodDisruptionBudget with maxUnavailable: 1 selecting the pod template's labels.")
         return
-    budget = wl.deployment.pod_disruption_budget
     if budget is None:
         return
+    name = f"PodDisruptionBudget {wl.pdb_doc.name}" if wl.pdb_doc is not None else "The PodDisruptionBudget"
     # the disruption controller's own arithmetic (the local platform's eviction API uses it too)
     desired = pdb_status(budget, n, []).desired_healthy
     allowed = n - desired
     field: Path_ = ("spec", "maxUnavailable") if budget.max_unavailable is not None else ("spec", "minAvailable")
     if allowed <= 0:
         s.add("pdb-blocks-drain", MEDIUM, field,
-              f"PodDisruptionBudget {pdb.name} allows {max(allowed, 0)} of {n} pods to be disrupted: every "
+              f"{name} allows {max(allowed, 0)} of {n} pods to be disrupted: every "
               "eviction is refused, so `kubectl drain` and node upgrades hang until someone deletes pods by "
               "hand (without the budget's protection).",
               f"maxUnavailable: 1 (or minAvailable: {max(n - 1, 0)}), so drains can proceed one pod at a time.",
-              doc=pdb)
+              pdb=True)
+    hard = [c for c in wl.deployment.topology_spread_constraints
+            if c.when_unsatisfiable == "DoNotSchedule" and c.node_taints_policy == "Ignore"]
+    if hard:
+        s.add("spread-blocks-drain", MEDIUM, s.pod + ("topologySpreadConstraints",),
+              "A DoNotSchedule topology spread with nodeTaintsPolicy Ignore (the default) still counts a "
+              f"cordoned node as a domain: the replacement of an evicted pod can stay Pending, so {name[0].lower()}"
+              f"{name[1:]} never gets its healthy pods back and the drain blocks.",
+              "whenUnsatisfiable: ScheduleAnyway, or nodeTaintsPolicy: Honor (the cordoned node is then no domain).")
 
 
 def highest(risks: list[Risk]) -> str | None:

@@ -161,39 +161,6 @@ def test_the_summary_and_report_carry_the_drain_figures(tmp_path):
     assert "2 pod(s) evicted" in html and "1 eviction(s) refused with 429" in html
 
 
-def test_static_risks_match_the_shipped_drain_scenarios():
-    from harness.analysis.drain_rules import drain_risks
-    from harness.model.scenario import load_scenario, scenario_from_dict
-    from tests.sample_app.test_scenarios_valid import SCENARIOS
-
-    def rules(name, *sets):
-        return [r["rule"] for r in drain_risks(load_scenario(SCENARIOS / f"{name}.yaml", list(sets)))]
-
-    assert rules("drain-best-practice") == []
-    assert rules("drain-no-pdb") == ["no-pdb"]
-    assert rules("drain-pdb-blocks") == ["pdb-blocks-drain"]
-    assert rules("drain-single-replica") == ["single-replica"]
-    assert rules("drain-best-practice", "deployment.podDisruptionBudget.maxUnavailable=0") == ["pdb-blocks-drain"]
-    spread = "deployment.topologySpreadConstraints=[{whenUnsatisfiable: DoNotSchedule}]"
-    assert rules("drain-best-practice", spread) == ["pdb-blocks-drain"]
-    honor = "deployment.topologySpreadConstraints=[{whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor}]"
-    assert rules("drain-best-practice", honor) == []
-    # a rolling update without a PDB says nothing about drains
-    assert drain_risks(scenario_from_dict({"name": "t"})) == []
-
-
-def test_validate_prints_the_risks(capsys):
-    import argparse
-
-    from harness.commands import validate
-    from tests.sample_app.test_scenarios_valid import SCENARIOS
-
-    code = validate.run(argparse.Namespace(files=[str(SCENARIOS / "drain-pdb-blocks.yaml")], overrides=[],
-                                           print_=False))
-    out = capsys.readouterr().out
-    assert code == 0 and "risk (pdb-blocks-drain)" in out and "maxUnavailable: 1" in out
-
-
 def test_pdb_blocks_without_a_readable_pdb_status(tmp_path):
     # target mode on a cluster: the harness may not read the user's PDB
     root = drain_run(tmp_path, pdb={"minAvailable": 4}, refused=[("api-a1", 3.0)], complete=False)

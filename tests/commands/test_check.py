@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.spec.checks import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "manifests"
@@ -124,7 +125,7 @@ def test_every_deployment_is_checked_or_the_one_named(tmp_path, capsys):
     assert main(["check", str(two), "--format", "junit"]) == 0  # one replica that surges first: MEDIUM
     suite = ET.fromstring(capsys.readouterr().out)
     names = [c.get("name") for c in suite.iter("testcase")]
-    assert len(names) == 2 * 11 and "web: single-replica" in names
+    assert len(names) == 2 * len(CHECKS) and "web: single-replica" in names
     assert main(["check", str(two), "--deployment", "api", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["deployments"] == ["api"]
     assert main(["check", str(two), "--deployment", "shop"]) == 2

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import ast
+
 from harness.analysis import drain_rules, rules
-from harness.spec.checks import CHECKS, HIGH, LOW, MEDIUM, TYPICAL_DRAIN_S, check_workload
+from harness.model.scenario import load_scenario, scenario_from_dict
+from harness.spec.checks import (CHECKS, HIGH, LOW, MEDIUM, RUN_ONLY, TYPICAL_DRAIN_S, check_scenario,
+                                 check_workload)
 from harness.model.k8syaml import parse_documents
 from harness.model.workload import from_documents
 
@@ -114,3 +118,87 @@ def test_every_diagnosis_rule_named_by_a_check_exists():
             assert f'"{check.diagnosis}"' in source, check.id
         if check.scenario:
             assert (ROOT / check.scenario).is_file(), check.scenario
+
+
+def _finding_ids(module) -> set[str]:
+    """The ids a rule module's ``finding(...)`` calls name as literals."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    return {n.args[0].value for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "finding"
+            and n.args and isinstance(n.args[0], ast.Constant)}
+
+
+def test_every_drain_rule_has_its_static_face_or_says_why_not():
+    """Each drain diagnosis rule is named by a check (same id), or listed in
+    RUN_ONLY with the reason it has no static face; nothing else."""
+    ids = _finding_ids(drain_rules)
+    assert ids == {"single-replica", "all-on-one-node", "no-pdb", "pdb-blocks-drain", "rollout-below-pdb"}
+    by_checks = {c.diagnosis for c in CHECKS.values()}
+    for rule in ids:
+        assert (rule in by_checks) != (rule in RUN_ONLY), rule
+        if rule in by_checks:
+            assert rule in CHECKS, f"{rule}: the check that shows it should carry the rule's own id"
+    assert set(RUN_ONLY) <= ids | _finding_ids(rules), "RUN_ONLY names a rule that does not exist"
+    assert not hasattr(drain_rules, "drain_risks"), "one static face: harness.spec.checks"
+
+
+SCENARIOS = ROOT / "scenarios"
+DRAIN_IDS = {"single-replica", "no-pdb", "pdb-blocks-drain"}
+
+
+def scenario_risks(name, *sets) -> dict[str, str]:
+    return {r.check: r.severity for r in check_scenario(load_scenario(SCENARIOS / f"{name}.yaml", list(sets)))}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("drain-best-practice", {}),
+    ("drain-no-pdb", {"no-pdb": LOW}),
+    ("drain-pdb-blocks", {"pdb-blocks-drain": MEDIUM}),
+    ("drain-single-replica", {"single-replica": MEDIUM}),
+    ("best-practice", {"no-pdb": LOW}),
+    ("no-prestop", {"no-prestop": HIGH, "no-pdb": LOW}),
+])
+def test_each_shipped_scenario_shows_its_mistake(name, expected):
+    """A scenario's own deployment: fields go through the same checks as a
+    manifest; each drain-* scenario is the best practice plus one mistake."""
+    assert scenario_risks(name) == expected
+
+
+def test_scenario_overrides_and_spread_that_strands_replacements():
+    assert scenario_risks("drain-best-practice", "deployment.podDisruptionBudget.maxUnavailable=0") == {
+        "pdb-blocks-drain": MEDIUM}
+    spread = "deployment.topologySpreadConstraints=[{whenUnsatisfiable: DoNotSchedule}]"
+    assert scenario_risks("drain-best-practice", spread) == {"spread-blocks-drain": MEDIUM}
+    honor = "deployment.topologySpreadConstraints=[{whenUnsatisfiable: DoNotSchedule, nodeTaintsPolicy: Honor}]"
+    assert scenario_risks("drain-best-practice", honor) == {}
+
+
+def test_a_scenario_risk_points_at_its_line_in_the_scenario_file():
+    path = SCENARIOS / "drain-pdb-blocks.yaml"
+    [risk] = check_scenario(load_scenario(path))
+    assert risk.source == str(path) and risk.field == "deployment.podDisruptionBudget.minAvailable"
+    assert path.read_text().splitlines()[risk.line - 1].strip() == "minAvailable: 6"
+    assert "maxUnavailable: 1" in risk.fix
+
+
+def test_snake_case_scenario_keys_have_lines_too(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\ndeployment:\n  replicas: 2\n  termination_grace_period_seconds: 1\n")
+    risks = {r.check: r for r in check_scenario(load_scenario(f))}
+    assert risks["short-grace"].line == 4 and risks["short-grace"].field == "deployment.terminationGracePeriodSeconds"
+
+
+def test_a_scenario_without_a_file_is_checked_too():
+    risks = check_scenario(scenario_from_dict({"name": "t", "deployment": {"replicas": 1}}))
+    assert "single-replica" in {r.check for r in risks}
+
+
+def test_a_scenario_from_manifests_points_at_the_manifest():
+    sc = load_scenario(ROOT / "examples" / "manifests" / "scenario.yaml",
+                       manifests=[str(MANIFEST)])
+    assert check_scenario(sc) == []
+    text = MANIFEST.read_text().replace("terminationGracePeriodSeconds: 20", "terminationGracePeriodSeconds: 4")
+    [risk] = check_scenario(load_scenario(ROOT / "examples" / "manifests" / "scenario.yaml", manifests=["-"],
+                                          stdin_text=text))
+    assert risk.check == "short-grace" and risk.source == "<stdin>"
+    assert "terminationGracePeriodSeconds: 4" in text.splitlines()[risk.line - 1]

@@ -1,9 +1,19 @@
+"""`rollout-harness load`: the run dir it writes, its exit codes, workers, and
+Ctrl-C / SIGKILL leaving readable records."""
+
+from __future__ import annotations
+
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
 from harness.cli import main
+from harness.model.requests import read_requests
 from tests.traffic import servers
 
 KEYS = {"total", "failed", "outcomes", "achieved_rate", "dropped", "send_lag_ms", "latency_ms"}
@@ -64,3 +74,46 @@ def test_an_engine_behind_its_schedule_makes_the_load_inconclusive(tmp_path, ser
     generator = json.loads((out / "manifest.json").read_text())["generator"]
     assert rc == 3 and generator["fell_behind"] is True and generator["send_lag_ms"]["p99"] > 0
     assert "ENGINE FELL BEHIND" in capsys.readouterr().out
+
+
+def _start_load(tmp_path, url, duration=60, workers=1):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "load", url, "--rate", "200", "--duration",
+                             str(duration), "--workers", str(workers), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    req = out / "requests" / "worker-000.arrow"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until at least one batch is on disk
+        if req.exists() and req.stat().st_size > 2000:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"load exited early: {proc.communicate()}")
+        time.sleep(0.1)
+    return proc, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-engine", "two-worker-processes"])
+def test_ctrl_c_leaves_readable_records_and_summary(tmp_path, server_factory, workers):
+    """Ctrl-C stops the schedule and lets requests in flight finish: every
+    request has its record, none cut by the harness."""
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    proc, out = _start_load(tmp_path, srv.url, workers=workers)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    df = read_requests(out)
+    assert len(df) > 0 and (df.outcome == "ok").all()
+    assert set(df.worker) == set(range(workers))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["total"] == len(df)
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_readable_records(tmp_path, server_factory):
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    proc, out = _start_load(tmp_path, srv.url)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    df = read_requests(out)
+    assert len(df) > 0
