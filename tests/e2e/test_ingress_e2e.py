@@ -75,15 +75,3 @@ def test_ingress_no_prestop_gives_proxy_502s_traced_to_terminating_pods(run_scen
     top = s["findings"][0]
     assert top["rule"] == "no-prestop" and top["evidence"]["slowest_hop"] == "ingress", top
 
-
-def test_ingress_prestop_short_fails_on_the_ingress_hop(run_scenario):
-    """A 1.5 s preStop covers kube-proxy's view, not the ingress's (one hop
-    more, with Traefik's 2 s throttle between reloads): the proxy's 502s, and
-    prestop-too-short naming the ingress."""
-    run = run_scenario("ingress-prestop-short")
-    record(run, "ingress-prestop-short")
-    s = run.summary
-    assert run.exit_code == 1, run.stderr
-    assert s["outcomes"].get("http_502", 0) > 0, s["outcomes"]
-    top = s["findings"][0]
-    assert top["rule"] == "prestop-too-short" and top["evidence"]["slowest_hop"] == "ingress", top
