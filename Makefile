@@ -33,7 +33,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP) traefik
+# The ingress runs in the suite need Traefik, built from the Go module proxy:
+# built here when Go is installed; without Go those tests skip, naming the fix.
+test: $(STAMP)
+	@if command -v go >/dev/null; then $(MAKE) --no-print-directory traefik; \
+	 else echo "note: no Go toolchain: the ingress (Traefik) runs will skip; install Go, then make traefik"; fi
 	$(PY) -m pytest -q
 
 # The ingress proxy (traffic.via: ingress): Traefik built from the Go module proxy

@@ -13,12 +13,14 @@ engine worker processes over a pipe), so no proxy sits in the data path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as _dt
 import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,9 @@ class RunOutcome:
 
 
 @dataclasses.dataclass
-class _State:
-    """What the run has seen so far; read by the progress display."""
+class RunState:
+    """What one run (one rollout window) has seen so far: read by the
+    progress display, written to the manifest at the end."""
 
     phase: str = "starting"
     phase_t_ns: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -82,37 +85,38 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
                  progress: Progress | None = None, argv: list[str] | None = None) -> RunOutcome:
     """Run ``scenario`` on ``platform`` into ``run_dir`` (created here)."""
     check_platform(platform)
-    run_dir.mkdir(parents=True, exist_ok=False)
     clock = RunClock.start()
-    write_json_atomic(run_dir / MANIFEST_FILE, {
-        "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform,
-        "scenario": scenario.dump(), "scenario_path": scenario.source_path,
-        "workload": workload_of(scenario).describe(), "spec_risks": _spec_risks(scenario),
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
-    })
+    start_run_dir(scenario, platform, run_dir, clock, argv)
     events = EventWriter(run_dir / EVENTS_FILE)
-    state = _State()
+    state = RunState()
     try:
-        run_on_fast_loop(lambda: _run_async(scenario, platform, run_dir, clock, events, state, progress))
-    except KeyboardInterrupt:
-        state.status = INTERRUPTED
-    except BaseException as exc:  # noqa: BLE001 - a crash still leaves a readable run dir
-        bad = _bad_input_in(exc)
-        if bad is not None:
-            # Bad configuration found by the platform before any load (unknown context,
-            # missing permission, image not loaded): exit 2 with its message, and no
-            # half-written run dir. The platform has already torn down what it made.
-            events.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise bad from None
-        state.status, state.error = CRASHED, f"{type(exc).__name__}: {exc}"
-        (run_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        ended = run_guarded(lambda: _run_async(scenario, platform, run_dir, clock, events, state, progress), run_dir,
+                            before_removal=events.close)
     finally:
         events.close()
         if progress is not None:
             progress.close(note=f"{scenario.name}: traffic and rollout done; analysing ...")
-    return _finish(scenario, run_dir, clock, state, report)
+    if ended is not None:
+        state.status, state.error = ended[0], ended[1] or state.error
+    return _finish(scenario, run_dir, state, report)
+
+
+def start_run_dir(scenario: Scenario, platform: str, run_dir: Path, clock: RunClock, argv: list[str] | None,
+                  **extra: Any) -> None:
+    """Create ``run_dir`` (new) with its manifest, status "running": what is
+    run, where and how, written before anything else happens."""
+    run_dir.mkdir(parents=True, exist_ok=False)
+    write_json_atomic(run_dir / MANIFEST_FILE, {
+        "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform,
+        "scenario": scenario.dump(), "scenario_path": scenario.source_path,
+        "workload": workload_of(scenario).describe(), "spec_risks": _spec_risks(scenario),
+        "started_at": _now(), "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(),
+        "versions": versions(), **extra,
+    })
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _spec_risks(scenario: Scenario) -> list[dict[str, Any]]:
@@ -124,127 +128,204 @@ def _spec_risks(scenario: Scenario) -> list[dict[str, Any]]:
     return [r.as_dict() for r in check_workload(wl)] if wl.from_manifests else []
 
 
-def _bad_input_in(exc: BaseException) -> BadInput | None:
+def bad_input_in(exc: BaseException) -> BadInput | None:
     """The BadInput inside ``exc``, unwrapping task-group exception groups."""
     if isinstance(exc, BadInput):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _bad_input_in(inner)
+            found = bad_input_in(inner)
             if found is not None:
                 return found
     return None
 
 
-async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, clock: RunClock, events: EventWriter,
-                     state: _State, progress: Progress | None) -> None:
+def run_guarded(main: Callable[[], Awaitable[None]], out_dir: Path, *,
+                before_removal: Callable[[], None] | None = None) -> tuple[str, str | None] | None:
+    """Run ``main()`` on the fast loop: None when it ended, (INTERRUPTED, None)
+    on Ctrl-C, (CRASHED, error) with crash.txt written — a crash still leaves
+    a readable ``out_dir``. Bad configuration found by the platform before
+    any load (unknown context, missing permission, image not loaded) is
+    raised: exit 2 with its message and no half-written ``out_dir`` (the
+    platform has already torn down what it made)."""
+    try:
+        run_on_fast_loop(main)
+    except KeyboardInterrupt:
+        return INTERRUPTED, None
+    except BaseException as exc:  # noqa: BLE001
+        bad = bad_input_in(exc)
+        if bad is not None:
+            if before_removal is not None:
+                before_removal()
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise bad from None
+        (out_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return CRASHED, f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def interruptible(on_interrupt: Callable[[], None]) -> Iterator[None]:
+    """SIGINT/SIGTERM call ``on_interrupt`` and cancel the block: Ctrl-C
+    ends the rollout(s) through their normal teardown."""
     loop = asyncio.get_running_loop()
-    main = anyio.CancelScope()
+    scope = anyio.CancelScope()
 
     def interrupt() -> None:
-        state.status = INTERRUPTED
-        main.cancel()
+        on_interrupt()
+        scope.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
+    try:
+        with scope:
+            yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _run_async(scenario: Scenario, platform_name: str, run_dir: Path, clock: RunClock, events: EventWriter,
+                     state: RunState, progress: Progress | None) -> None:
+    def interrupted() -> None:
+        state.status = INTERRUPTED
+
+    platform = make_platform(platform_name, scenario, run_dir, clock, events)
+    state.platform = platform
+    with interruptible(interrupted):
+        async with platform, anyio.create_task_group() as tg:
+            if progress is not None:
+                progress.status = lambda: f"{state.phase:<10}  {platform.rollout_state()}"
+                tg.start_soon(_progress_loop, progress, state)
+            try:
+                await deploy_until_serving(platform, scenario, state)
+            except PlatformError as exc:
+                state.status, state.error = DEPLOY_FAILED, str(exc)
+                tg.cancel_scope.cancel()
+                return
+            await observe_rollout(scenario, platform, run_dir, clock, events, state)
+            tg.cancel_scope.cancel()
+
+
+async def _progress_loop(progress: Progress, state: RunState) -> None:
+    while True:
+        progress.update(state.session.snapshot() if state.session is not None else None)
+        await anyio.sleep(0.25)
+
+
+# ---- one rollout on a deployed platform: the part `run` and `run --repeat` share ----------
+
+async def deploy_until_serving(platform: Platform, scenario: Scenario, state: RunState | None = None) -> None:
+    """Deploy, then wait until the target answers: "all replicas ready" is
+    not "the service answers" (no readiness probe, a warming app), and the
+    baseline must start from a serving target. PlatformError when it cannot."""
+    if state is not None:
+        state.phase = "deploying"
+    await platform.deploy()
+    if state is not None:
+        state.phase = "waiting for the target to serve"
+    await wait_until_serving(
+        platform.target_url(), resolver=platform.resolver(),
+        need=2 * scenario.deployment.replicas, pods=scenario.deployment.replicas,
+        deadline_s=scenario.deployment.progress_deadline_seconds,
+        method=scenario.traffic.method, headers=scenario.traffic.headers,
+        timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
+
+
+async def observe_rollout(scenario: Scenario, platform: Platform, run_dir: Path, clock: RunClock,
+                          events: EventWriter, state: RunState) -> None:
+    """One rollout window of a deployed, serving platform into ``run_dir``:
+    its own traffic session, then baseline -> disruption -> settle -> end
+    (phase events), the traffic stopped. ``state`` gets the phases, the
+    engine results and the status (rollout_failed, observation_incomplete;
+    interrupted when the window is cut short)."""
+    d = scenario.disruption
 
     def phase(name: str) -> None:
         state.phase = name
         state.phase_t_ns[name] = clock.now()
         events.emit(state.phase_t_ns[name], "", EventKind.PHASE, phase=name)
 
-    platform = make_platform(platform_name, scenario, run_dir, clock, events)
-    state.platform = platform
-    d = scenario.disruption
+    session = TrafficSession(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
+                             out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
+                             resolver=platform.resolver())
+    state.session = session
+
+    async def traffic() -> None:
+        state.engine_results = await session.run()
+
     try:
-        with main:
-            async with platform, anyio.create_task_group() as tg:
-                if progress is not None:
-                    progress.status = lambda: f"{state.phase:<10}  {platform.rollout_state()}"
-                    tg.start_soon(_progress_loop, progress, state)
-                state.phase = "deploying"
-                try:
-                    await platform.deploy()
-                    # "all replicas ready" is not "the service answers" (no readiness probe,
-                    # a warming app): the baseline must start from a serving target.
-                    state.phase = "waiting for the target to serve"
-                    await wait_until_serving(
-                        platform.target_url(), resolver=platform.resolver(),
-                        need=2 * scenario.deployment.replicas, pods=scenario.deployment.replicas,
-                        deadline_s=scenario.deployment.progress_deadline_seconds,
-                        method=scenario.traffic.method, headers=scenario.traffic.headers,
-                        timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
-                except PlatformError as exc:
-                    state.status, state.error = DEPLOY_FAILED, str(exc)
-                    tg.cancel_scope.cancel()
-                    return
-                cfg = EngineConfig.from_traffic(platform.target_url(), scenario.traffic)
-                session = TrafficSession(cfg, clock=clock, out_dir=run_dir / REQUESTS_DIR,
-                                         workers=scenario.traffic.workers, resolver=platform.resolver())
-                state.session = session
-
-                async def traffic() -> None:
-                    state.engine_results = await session.run()
-
-                tg.start_soon(traffic)
-                await session.started()  # worker processes may take seconds to start
-                phase("baseline")
-                await anyio.sleep(d.baseline_seconds)
-                phase("disruption")
-                try:
-                    await platform.disrupt()
-                except ObservationIncomplete as exc:
-                    state.status, state.error = OBSERVATION_INCOMPLETE, str(exc)
-                    state.rollout_done = True
-                except PlatformError as exc:
-                    state.status, state.error = ROLLOUT_FAILED, str(exc)
-                else:
-                    phase("settle")
-                    await anyio.sleep(d.settle_seconds)
-                await session.finish()
-                phase("end")
-                tg.cancel_scope.cancel()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(traffic)
+            await session.started()  # worker processes may take seconds to start
+            phase("baseline")
+            await anyio.sleep(d.baseline_seconds)
+            phase("disruption")
+            try:
+                await platform.disrupt()
+            except ObservationIncomplete as exc:
+                state.status, state.error = OBSERVATION_INCOMPLETE, str(exc)
+                state.rollout_done = True
+            except PlatformError as exc:
+                state.status, state.error = ROLLOUT_FAILED, str(exc)
+            else:
+                phase("settle")
+                await anyio.sleep(d.settle_seconds)
+            await session.finish()
+            phase("end")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-async def _progress_loop(progress: Progress, state: _State) -> None:
-    while True:
-        progress.update(state.session.snapshot() if state.session is not None else None)
-        await anyio.sleep(0.25)
+        if "end" not in state.phase_t_ns and state.status == COMPLETE:
+            state.status = INTERRUPTED  # cut short (Ctrl-C, or a crash the caller names)
 
 
 # ---- after the loop: summary, manifest, report ---------------------------------------------
 
-def _finish(scenario: Scenario, run_dir: Path, clock: RunClock, state: _State, report: bool) -> RunOutcome:
+def record_run_end(scenario: Scenario, run_dir: Path, state: RunState) -> None:
+    """The manifest's end of a run: status, the engine's figures (its
+    generator section), whether the rollout completed and was fully
+    observed, the phase times and the platform's facts."""
     table, complete = read_requests_table(run_dir)
     generator = generator_figures(table, state.engine_results, asked_rate=scenario.traffic.rate,
                                   workers=scenario.traffic.workers, records_complete=complete)
     platform_info = state.platform.describe() if state.platform is not None else {}
     update_manifest(
-        run_dir, status=state.status, error=state.error,
-        finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        generator=generator,
+        run_dir, status=state.status, error=state.error, finished_at=_now(), generator=generator,
         rollout={"completed": "settle" in state.phase_t_ns or state.rollout_done, "error": state.error if state.status in (
             ROLLOUT_FAILED, DEPLOY_FAILED) else None},
         observation={"complete": state.status != OBSERVATION_INCOMPLETE,
                      "reason": state.error if state.status == OBSERVATION_INCOMPLETE else None},
         phases_t_ns=state.phase_t_ns, platform_info=platform_info)
+
+
+def analyse_run(run_dir: str | Path, *, report: bool = True, only_failing: bool = False) -> dict[str, Any]:
+    """The run dir's summary.json (written by the analysis) and its verdict;
+    with ``report``, the report too (charts, index.html, junit.xml) — with
+    ``only_failing``, only for a run that did not pass (a passing run's page
+    is rarely read and costs ~10x its summary; `report RUN_DIR` renders it)."""
+    from harness.analysis import write_summary
+
+    if report and not only_failing:
+        from harness.report import write_report
+
+        return write_report(run_dir)  # the analysis writes summary.json, then the report
+    summary = dict(write_summary(run_dir).summary)
+    if report and (summary.get("verdict") or {}).get("status") != "pass":
+        from harness.report import write_report
+
+        summary = write_report(run_dir)
+    return summary
+
+
+def _finish(scenario: Scenario, run_dir: Path, state: RunState, report: bool) -> RunOutcome:
+    record_run_end(scenario, run_dir, state)
     exit_code = EXIT_PASS
     reported = False
     summary: dict[str, Any] = {}
     try:
+        summary = analyse_run(run_dir, report=report)
+        reported = report
         if report:
-            from harness.report import write_report
-
-            summary = write_report(run_dir)  # the analysis writes summary.json, then the report
-            reported = True
             exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
-        else:
-            from harness.analysis import write_summary
-
-            summary = write_summary(run_dir).summary
     except Exception as exc:  # noqa: BLE001 - the run's records stay; say why there is no verdict
         state.error = (state.error + "; " if state.error else "") + f"report failed: {exc}"
         if not isinstance(exc, HarnessError):

@@ -30,7 +30,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -38,13 +37,14 @@ from typing import Any
 
 import anyio
 
-from harness.errors import BadInput, ObservationIncomplete, PlatformError
+from harness.errors import BadInput, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
-from harness.model.requests import REQUESTS_DIR
-from harness.model.rundir import LOGS_DIR, MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
+from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
-from harness.runner import COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED
+from harness.runner import (COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
+                            analyse_run, deploy_until_serving, interruptible, observe_rollout, record_run_end,
+                            run_guarded, start_run_dir)
 
 SERIES_FILE = "series.json"
 NOT_RUN = "not_run"
@@ -139,28 +139,9 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    pool = _Reports(None, report)  # nothing is analysed while traffic runs (see _analyse_all)
-    futures: dict[int, cf.Future] = {}
-    status = COMPLETE
-    try:
-        from harness.traffic.workers import run_on_fast_loop
-
-        run_on_fast_loop(lambda: _series_async(scenario, platform, series_dir, clock, plan, pool, futures, argv,
-                                               quiet))
-    except KeyboardInterrupt:
-        status = INTERRUPTED
-    except BaseException as exc:  # noqa: BLE001
-        from harness.runner import _bad_input_in
-
-        bad = _bad_input_in(exc)
-        if bad is not None:
-            shutil.rmtree(series_dir, ignore_errors=True)
-            raise bad from None
-        # a crash still leaves readable run dirs and a series verdict over what was seen
-        import traceback
-
-        status = "crashed"
-        (series_dir / "crash.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    # a crash still leaves readable run dirs and a series verdict over what was seen
+    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, argv, quiet), series_dir)
+    status = ended[0] if ended is not None else COMPLETE
     if any(r.status == INTERRUPTED for r in rollouts):
         status = INTERRUPTED
     _analyse_all(rollouts, report, every_report)
@@ -171,14 +152,6 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     if status == INTERRUPTED:
         exit_code = 130
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
-
-
-@dataclasses.dataclass
-class _Reports:
-    """Where finished rollouts go to be analysed, and how fully."""
-
-    executor: cf.ProcessPoolExecutor | None
-    full: bool
 
 
 def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
@@ -214,42 +187,22 @@ def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
 
 def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict[str, Any]:
     """Runs in a report process: the rollout's summary.json and verdict;
-    with ``full``, the report (charts, index.html, junit.xml) of a rollout
-    that did not pass, or of every rollout with ``every``. A passing
-    rollout's page is rarely read and costs ~10x its summary: `rollout-harness
-    report RUN_DIR` renders it when wanted."""
-    from harness.analysis import write_summary
-
-    summary = dict(write_summary(run_dir).summary)
-    if full and (every or (summary.get("verdict") or {}).get("status") != "pass"):
-        from harness.report import write_report
-
-        summary = write_report(run_dir)
-    return summary
+    with ``full``, its report when it did not pass, or always with ``every``
+    (harness.runner.analyse_run)."""
+    return analyse_run(run_dir, report=full, only_failing=not every)
 
 
-async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, futures, argv, quiet) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    main = anyio.CancelScope()
+async def _series_async(scenario, platform_name, series_dir, clock, plan, argv, quiet) -> None:
     stopping = {"interrupted": False}
 
-    def interrupt() -> None:
+    def interrupted() -> None:
         stopping["interrupted"] = True
-        main.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupt)
-    try:
-        with main:
-            async with anyio.create_task_group() as tg:
-                for lane_no, lane in enumerate(plan, start=1):
-                    tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, pool, futures,
-                                  argv, quiet, stopping)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with interruptible(interrupted):
+        async with anyio.create_task_group() as tg:
+            for lane_no, lane in enumerate(plan, start=1):
+                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet,
+                              stopping)
     if stopping["interrupted"]:
         for lane in plan:
             for r in lane:
@@ -257,24 +210,22 @@ async def _series_async(scenario, platform_name, series_dir, clock, plan, pool, 
                     r.status = INTERRUPTED
 
 
-async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], pool, futures, argv,
-                quiet, stopping) -> None:
+async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], argv, quiet,
+                stopping) -> None:
     """One Deployment after another until the lane's rollouts are done: a
     repeatable platform needs one; any other, one per rollout."""
     pending, deployment = list(lane), 0
     while pending and not stopping["interrupted"]:
         deployment += 1
         lane_dir = series_dir / (f"lane-{lane_no}" if deployment == 1 else f"lane-{lane_no}.{deployment}")
-        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, pool, futures,
-                                    argv, quiet)
+        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet)
 
 
-async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], pool, futures,
-                      argv, quiet) -> list[Rollout]:
+async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], argv,
+                      quiet) -> list[Rollout]:
     """Deploy once, then roll out as many of ``pending`` as the platform
     allows; return those still to run on a fresh Deployment."""
     from harness.platforms import make_platform
-    from harness.traffic.preflight import wait_until_serving
 
     events = SwitchingEvents(lane_dir / EVENTS_FILE)
     platform = make_platform(platform_name, scenario, lane_dir, clock, events)
@@ -284,12 +235,7 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     try:
         async with platform:
             try:
-                await platform.deploy()
-                await wait_until_serving(
-                    platform.target_url(), resolver=platform.resolver(), need=2 * scenario.deployment.replicas,
-                    deadline_s=scenario.deployment.progress_deadline_seconds, method=scenario.traffic.method,
-                    headers=scenario.traffic.headers,
-                    timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
+                await deploy_until_serving(platform, scenario)
             except PlatformError as exc:
                 for r in pending:
                     r.status, r.error = DEPLOY_FAILED, f"lane {lane_no} could not deploy: {exc}"
@@ -300,8 +246,8 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
                     break
                 await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
                 done.append(r)
-                if repeatable:  # its logs are written as they come: report now, while the next rollout runs
-                    _submit(lane_dir, r, pool, futures)
+                if repeatable:  # its logs are written as they come: copy them now (analysed after the last rollout)
+                    _copy_logs(lane_dir, r.run_dir)
                 if r.status != COMPLETE and repeatable:  # the Deployment's state is unknown: stop the lane
                     for rest in pending[pos + 1:]:
                         rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
@@ -310,88 +256,34 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
         events.close()
     if not repeatable:  # such a platform collects the pods' logs at teardown
         for r in done:
-            _submit(lane_dir, r, pool, futures)
+            _copy_logs(lane_dir, r.run_dir)
     return left
 
 
 REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
 
 
-def _submit(lane_dir: Path, r: Rollout, pool: "_Reports", futures) -> None:
-    """A rollout is done: its pods' logs into its run dir (analysed after the last rollout)."""
-    _copy_logs(lane_dir, r.run_dir)
-
-
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
                        r: Rollout, lane_no: int, argv, quiet: bool) -> None:
-    """One rollout of the lane's Deployment into its own run dir: its own
-    traffic session and baseline -> disruption -> settle window."""
-    from harness.model.requests import read_requests_table
-    from harness.traffic.engine import EngineConfig
-    from harness.traffic.session import TrafficSession
-    from harness.traffic.summary import generator_figures
-
+    """One rollout of the lane's Deployment into its own run dir, exactly as
+    `run` observes one: its own traffic session and baseline -> disruption ->
+    settle window (harness.runner.observe_rollout)."""
     run_dir = r.run_dir
     assert run_dir is not None
-    run_dir.mkdir(parents=True)
-    write_json_atomic(run_dir / MANIFEST_FILE, {
-        "kind": "run", "run_id": run_dir.name, "status": "running", "platform": platform_name,
-        "scenario": scenario.dump(), "scenario_path": scenario.source_path, "started_at": _now(),
-        "command": argv or sys.argv, "clock": clock.as_dict(), "host": host_info(), "versions": versions(),
-        "series": {"series_id": run_dir.parent.name, "index": r.index, "lane": lane_no,
-                   "pods_carried_over": events.alive_pods()}})
+    start_run_dir(scenario, platform_name, run_dir, clock, argv,
+                  series={"series_id": run_dir.parent.name, "index": r.index, "lane": lane_no,
+                          "pods_carried_over": events.alive_pods()})
     events.switch(run_dir / EVENTS_FILE)
     r.status = "running"
-    phases: dict[str, int] = {}
-
-    def phase(name: str) -> None:
-        phases[name] = clock.now()
-        events.emit(phases[name], "", EventKind.PHASE, phase=name)
-
-    d = scenario.disruption
-    session = TrafficSession(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
-                             out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
-                             resolver=platform.resolver())
-    results: list = []
-    error = None
-    status = INTERRUPTED
-    rollout_done = False
-
-    async def traffic() -> None:
-        results.extend(await session.run())
-
+    state = RunState(platform=platform)
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(traffic)
-            phase("baseline")
-            await anyio.sleep(d.baseline_seconds)
-            phase("disruption")
-            try:
-                await platform.disrupt()
-            except ObservationIncomplete as exc:
-                status, error, rollout_done = OBSERVATION_INCOMPLETE, str(exc), True
-            except PlatformError as exc:
-                status, error = ROLLOUT_FAILED, str(exc)
-            else:
-                phase("settle")
-                await anyio.sleep(d.settle_seconds)
-                status = COMPLETE
-            await session.finish()
-            phase("end")
+        await observe_rollout(scenario, platform, run_dir, clock, events, state)  # type: ignore[arg-type]
     finally:
         if not quiet:
-            print(f"rollout {r.index}: {status}" + (f" ({error})" if error else ""), file=sys.stderr, flush=True)
-        r.status, r.error = status, error
-        table, complete = read_requests_table(run_dir)
-        generator = generator_figures(table, results, asked_rate=scenario.traffic.rate,
-                                      workers=scenario.traffic.workers, records_complete=complete)
-        update_manifest(
-            run_dir, status=status, error=error, finished_at=_now(), generator=generator,
-            rollout={"completed": "settle" in phases or rollout_done,
-                     "error": error if status == ROLLOUT_FAILED else None},
-            observation={"complete": status != OBSERVATION_INCOMPLETE,
-                         "reason": error if status == OBSERVATION_INCOMPLETE else None},
-            phases_t_ns=phases, platform_info=platform.describe())
+            print(f"rollout {r.index}: {state.status}" + (f" ({state.error})" if state.error else ""),
+                  file=sys.stderr, flush=True)
+        r.status, r.error = state.status, state.error
+        record_run_end(scenario, run_dir, state)
         events.switch(None)
 
 

@@ -371,3 +371,24 @@ local: {endpointPropagationDelaySeconds: 0.1}
     deleted = [e["pod"] for e in read_events(tmp_path / "run") if e["kind"] == "deletion_requested"]
     assert deleted and f"pod {deleted[0]}" in v["headline"], v
     assert not wait_dead(replica_pids(tmp_path / "run"))
+
+
+def test_run_guarded_says_how_the_loop_ended(tmp_path):
+    """The guard run and run --repeat share: Ctrl-C is "interrupted"; a crash
+    is "crashed" with crash.txt; bad input is raised with the dir removed."""
+    from harness.errors import BadInput
+    from harness.runner import run_guarded
+
+    async def ends(exc: BaseException | None = None) -> None:
+        if exc is not None:
+            raise exc
+
+    assert run_guarded(ends, tmp_path) is None
+    assert run_guarded(lambda: ends(KeyboardInterrupt()), tmp_path) == ("interrupted", None)
+    assert run_guarded(lambda: ends(ValueError("boom")), tmp_path) == ("crashed", "ValueError: boom")
+    assert "ValueError: boom" in (tmp_path / "crash.txt").read_text()
+    closed = []
+    with pytest.raises(BadInput, match="no such context"):
+        run_guarded(lambda: ends(ExceptionGroup("tg", [BadInput("no such context")])), tmp_path,
+                    before_removal=lambda: closed.append(True))
+    assert closed == [True] and not tmp_path.exists()

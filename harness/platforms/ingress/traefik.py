@@ -101,7 +101,11 @@ def write_dynamic_config(directory: Path, upstreams: list[str], opts: Ingress) -
 
 def api_servers(body: bytes) -> set[str] | None:
     """host:port of every server in one ``/api/http/services/<name>`` answer
-    (None when the body is not that JSON)."""
+    (None when the body is not that JSON). A ``fenced`` server is left out:
+    Traefik's Kubernetes providers keep a terminating endpoint that is still
+    ``serving`` in the service as fenced, listed by the API but given no new
+    requests, so for the proxy's routing it is already removed.
+    """
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -112,6 +116,6 @@ def api_servers(body: bytes) -> set[str] | None:
     out = set()
     for s in servers:
         url = str(s.get("url", "")) if isinstance(s, dict) else ""
-        if "://" in url:
+        if "://" in url and not s.get("fenced"):
             out.add(url.split("://", 1)[1].rstrip("/"))
     return out

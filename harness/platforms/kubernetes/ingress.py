@@ -53,7 +53,7 @@ def _loopback(url: str | None) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
-def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str,
+def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str, app_port: int,
            pull_policy: str, api_server: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(resource, object) in creation order.
 
@@ -91,7 +91,7 @@ def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str,
     ingress: dict[str, Any] = {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {**meta, "name": app_service},
         "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-            "service": {"name": app_service, "port": {"number": 80}}}}]}}]},
+            "service": {"name": app_service, "port": {"number": app_port}}}}]}}]},
     }
     objects: list[tuple[str, dict[str, Any]]] = []
     if sc.traffic.ingress.retries:

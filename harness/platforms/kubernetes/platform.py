@@ -217,13 +217,14 @@ class KubernetesPlatform:
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         if self.sc.traffic.via == "ingress":
-            await self._deploy_ingress(prepared.service)
+            # the Ingress names the Service's own port (the app's containerPort, not 80)
+            await self._deploy_ingress(prepared.service, int((svc.get("spec", {}).get("ports") or [{}])[0]["port"]))
         await self._wait_ready()
 
-    async def _deploy_ingress(self, app_service: str) -> None:
+    async def _deploy_ingress(self, app_service: str, app_port: int) -> None:
         """Traefik in front of the run's Service; traffic enters by its NodePort."""
         for resource, obj in ingress_mod.render(self.sc, namespace=self.namespace, run_label=self.run_label,
-                                                app_service=app_service,
+                                                app_service=app_service, app_port=app_port,
                                                 pull_policy=self.kube.image_pull_policy,
                                                 api_server=getattr(self.api, "server", None)):
             await self._call(self.api.create, resource, self.namespace, obj)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from harness.errors import PlatformError
+from harness.errors import BadInput, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EventKind, EventWriter
 from harness.model.ingresslog import INGRESS_DIR, PROXY_LOG
@@ -94,7 +94,7 @@ class LocalIngress:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         binary = traefik.binary_path()
         if not binary.is_file():
-            raise PlatformError(f"traffic.via: ingress needs the Traefik binary, not found at {binary}; "
+            raise BadInput(f"traffic.via: ingress needs the Traefik binary, not found at {binary}; "
                                 f"build it with `make traefik` (or set ROLLOUT_HARNESS_TRAEFIK)")
         traefik.write_dynamic_config(self.config_dir, [], self.opts)
         argv = [str(binary), *traefik.static_args(

@@ -69,3 +69,20 @@ def test_api_servers_reads_the_service_answer():
     assert traefik.api_servers(body) == {"127.0.0.1:9001", "10.1.2.3:8080"}
     assert traefik.api_servers(b'{"loadBalancer": {}}') == set()
     assert traefik.api_servers(b"<html>") is None
+
+
+def test_an_ingress_run_without_the_proxy_built_is_bad_input_and_leaves_no_run_dir(tmp_path):
+    """No Traefik binary is a missing prerequisite, not a failed run: exit 2,
+    the fix named, nothing half-written."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, "ROLLOUT_HARNESS_TRAEFIK": str(tmp_path / "no-traefik")}
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "scenarios/ingress-best-practice.yaml",
+                           "--out", str(out), "-q"], capture_output=True, text=True, env=env, timeout=240,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "make traefik" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists()

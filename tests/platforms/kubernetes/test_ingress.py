@@ -15,7 +15,7 @@ def scenario(**ingress_opts) -> Scenario:
 
 
 def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_service():
-    objs = ingress.render(scenario(), namespace="ns1", run_label="run1", app_service="api", pull_policy="Never")
+    objs = ingress.render(scenario(), namespace="ns1", run_label="run1", app_service="api", app_port=8080, pull_policy="Never")
     kinds = [r for r, _ in objs]
     assert kinds == ["serviceaccounts", "roles", "rolebindings", "deployments", "services", "ingresses"]
     by = dict(objs)
@@ -34,12 +34,12 @@ def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_serv
     assert by["services"]["spec"]["type"] == "NodePort"
     assert {p["name"] for p in by["services"]["spec"]["ports"]} == {"web", "api"}
     backend = by["ingresses"]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "api", "port": {"number": 80}}
+    assert backend == {"name": "api", "port": {"number": 8080}}  # the Service's own port, not 80
     assert by["rolebindings"]["subjects"][0] == {"kind": "ServiceAccount", "name": "traefik", "namespace": "ns1"}
 
 
 def test_retries_come_from_a_file_provider_configmap():
-    objs = dict(ingress.render(scenario(retries=2), namespace="ns1", run_label="r", app_service="api",
+    objs = dict(ingress.render(scenario(retries=2), namespace="ns1", run_label="r", app_service="api", app_port=8080,
                                pull_policy="IfNotPresent"))
     assert "attempts: 2" in objs["configmaps"]["data"]["middlewares.yaml"]
     assert objs["ingresses"]["metadata"]["annotations"] == {"traefik.ingress.kubernetes.io/router.middlewares": "retry@file"}
@@ -51,6 +51,15 @@ def test_kube_servers_reads_only_kubernetes_services():
               {"name": "ns1-api-80@kubernetes", "loadBalancer": {"servers": [{"url": "http://198.18.128.5:8080"}]}}]
     assert ingress.kube_servers(answer) == {"198.18.128.5:8080"}
     assert ingress.kube_servers({"error": "x"}) is None
+
+
+def test_a_fenced_server_is_not_routed_to():
+    """Traefik keeps a terminating, still-serving endpoint as a fenced server:
+    listed by its API, but given no new requests (seen on the cluster: the
+    ingress 'lag' was the pod's whole termination until this was read)."""
+    answer = [{"name": "ns1-api-8080@kubernetes", "loadBalancer": {"servers": [
+        {"url": "http://198.18.128.5:8080", "fenced": True}, {"url": "http://198.18.128.6:8080"}]}}]
+    assert ingress.kube_servers(answer) == {"198.18.128.6:8080"}
 
 
 def test_the_view_emits_ingress_hop_events(tmp_path):
@@ -68,7 +77,7 @@ def test_the_view_emits_ingress_hop_events(tmp_path):
 
 
 def test_an_api_server_on_the_node_loopback_puts_the_proxy_in_the_node_network():
-    objs = dict(ingress.render(scenario(), namespace="ns1", run_label="r", app_service="api", pull_policy="Never",
+    objs = dict(ingress.render(scenario(), namespace="ns1", run_label="r", app_service="api", app_port=8080, pull_policy="Never",
                                api_server="https://127.0.0.1:16443"))
     spec = objs["deployments"]["spec"]["template"]["spec"]
     args = spec["containers"][0]["args"]
