@@ -229,7 +229,7 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
 
     events = SwitchingEvents(lane_dir / EVENTS_FILE)
     platform = make_platform(platform_name, scenario, lane_dir, clock, events)
-    repeatable = bool(getattr(platform, "repeatable_disrupt", False))
+    repeatable = platform.repeatable_disrupt
     done: list[Rollout] = []
     left: list[Rollout] = []
     try:

@@ -101,6 +101,11 @@ class KubernetesPlatform:
     def resolver(self):
         return None  # the engine connects to the URL; kube-proxy picks the pod
 
+    @property
+    def repeatable_disrupt(self) -> bool:
+        """run --repeat redeploys per rollout here (logs are collected at teardown)."""
+        return False
+
     def describe(self) -> dict[str, Any]:
         """For the run manifest: where the run happened and what the watches saw."""
         return {"platform": self.name, "mode": self.mode, "namespace": self.namespace,
