@@ -75,7 +75,8 @@ def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str, ap
                      f"--providers.kubernetesingress.certAuthFilePath={SA_DIR}/ca.crt"]
     bind = "$(POD_IP)" if host_net else ""
     args = traefik.static_args(web=f"{bind}:{WEB_PORT}", api=f"{bind}:{API_PORT}", log_dir=None, provider=provider)
-    args += [f"--serversTransport.forwardingTimeouts.idleConnTimeout={traefik.idle_timeout(sc.traffic.ingress)}"]
+    args += [f"--serversTransport.forwardingTimeouts.{k}={v}"
+             for k, v in traefik.forwarding_timeouts(sc.traffic.ingress).items()]
     pod_spec = {
         "serviceAccountName": NAME,
         "terminationGracePeriodSeconds": 5,

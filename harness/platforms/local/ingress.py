@@ -81,6 +81,8 @@ class LocalIngress:
         return {"proxy": "traefik", "version": traefik.TRAEFIK_VERSION, "binary": str(traefik.binary_path()),
                 "provider": "file", "web": f"{self.host}:{self.web_port}", "retries": self.opts.retries,
                 "upstream_idle_timeout_s": self.opts.upstream_idle_timeout_seconds,
+                "dial_timeout_s": self.opts.dial_timeout_seconds,
+                "response_header_timeout_s": self.opts.response_header_timeout_seconds,
                 "reaction_ms": sorted(round(x, 1) for x in self.reactions_ms)}
 
     @property

@@ -29,6 +29,8 @@ def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_serv
     assert "--providers.kubernetesingress.namespaces=ns1" in c["args"]
     assert "--providers.kubernetesingress.disableClusterScopeResources=true" in c["args"]
     assert "--serversTransport.forwardingTimeouts.idleConnTimeout=90000ms" in c["args"]
+    assert "--serversTransport.forwardingTimeouts.dialTimeout=30000ms" in c["args"]
+    assert not any("responseHeaderTimeout" in a for a in c["args"])
     assert "hostNetwork" not in tmpl["spec"] and "--entryPoints.web.address=:18000" in c["args"]
     assert not any(a.startswith("--accessLog.filePath") for a in c["args"])  # stdout: the pod's log
     assert by["services"]["spec"]["type"] == "NodePort"
