@@ -87,11 +87,20 @@ def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
 
 
 def _keepalive_timeout_s(ctx: Context) -> float | None:
-    raw = ctx.scenario.app.env.get("KEEPALIVE_TIMEOUT")
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
+    """The app's keep-alive idle timeout (sample app KEEPALIVE_TIMEOUT), the
+    shorter of the running version's and the version the rollout ships."""
+    found = []
+    for env in (ctx.scenario.app.env, ctx.scenario.disruption.change.env or {}):
+        try:
+            found.append(float(env["KEEPALIVE_TIMEOUT"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return min(found) if found else None
+
+
+#: Go's transport error when a reused upstream connection turned out closed by the
+#: server; Traefik maps it to 500 (not a net.Error, not io.EOF: ComputeStatusCode)
+CLOSED_IDLE = "server closed idle connection"
 
 
 def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
@@ -105,14 +114,18 @@ def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
         stop = [x for x in (p.stop_signal, p.not_accepting_from) if x is not None]
         rows = ctx.pod_of == p.name
         serving |= rows & (t < (min(stop) - TOL_NS if stop else np.iinfo(np.int64).max))
-    mask = ctx.free & logged & (status == 502) & serving
+    # the race's answers: 502 (EOF, connection reset) and, when the proxy's log says
+    # so, 500 for Go's "server closed idle connection" on a request it may not replay
+    errors = dict(ctx.req.attrs.get("proxy_errors") or {})
+    closed_idle = any(CLOSED_IDLE in k for k in errors)
+    mask = ctx.free & logged & ((status == 502) | ((status == 500) & closed_idle)) & serving
     if not mask.any():
         return None
     got = claim(ctx, mask)
     idle = ctx.scenario.traffic.ingress.upstream_idle_timeout_seconds
     app = _keepalive_timeout_s(ctx)
-    errors = dict(ctx.req.attrs.get("proxy_errors") or {})
-    cause = (f"The proxy answered 502 to {len(got)} requests while their upstream pod was serving normally: it "
+    codes = "502" + (" or 500" if closed_idle else "")
+    cause = (f"The proxy answered {codes} to {len(got)} requests while their upstream pod was serving normally: it "
              f"sent them on pooled keep-alive connections the pod had already closed"
              + (f" (the app closes idle connections after {app:g} s, the proxy keeps them {idle:g} s)" if app else
                 f" (the proxy keeps idle upstream connections {idle:g} s)")
