@@ -217,7 +217,8 @@ class ProxyLogFollower(threading.Thread):
             if pods:
                 self.follower = LogFollower(self.api, self.namespace, pods[0]["metadata"]["name"], NAME,
                                             self.out_dir, sink=lambda *_: None, from_wall_s=lambda _s: 0,
-                                            still_running=lambda: not self._halt.is_set(), retries=1000)
+                                            still_running=lambda: not self._halt.is_set(), retries=1000,
+                                            parse=False)
                 self.follower.run()
                 return
             self._halt.wait(0.25)
