@@ -34,6 +34,8 @@ def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_serv
     assert "--serversTransport.forwardingTimeouts.idleConnTimeout=90000ms" in c["args"]
     assert "--serversTransport.forwardingTimeouts.dialTimeout=30000ms" in c["args"]
     assert not any("responseHeaderTimeout" in a for a in c["args"])
+    # a slow /ping under load must not take the proxy out of its NodePort in mid-run
+    assert c["readinessProbe"]["timeoutSeconds"] >= 5 and c["readinessProbe"]["failureThreshold"] >= 30
     assert "hostNetwork" not in tmpl["spec"] and "--entryPoints.web.address=:18000" in c["args"]
     assert not any(a.startswith("--accessLog.filePath") for a in c["args"])  # stdout: the pod's log
     assert by["services"]["spec"]["type"] == "NodePort"
