@@ -156,8 +156,9 @@ def test_a_rollout_that_never_becomes_ready_hits_the_progress_deadline(tmp_path)
     with pytest.raises(PlatformError, match="progressDeadlineSeconds"):
         run_platform(tmp_path, sc, body)
     events = read_events(tmp_path / "run")
-    pids = [e["detail"]["pid"] for e in events if e["kind"] == "container_started"]
+    from tests.test_runner import replica_pids, wait_dead
+
+    pids = replica_pids(tmp_path / "run")
     assert len(pids) == 2
-    from tests.test_runner import wait_dead
 
     assert not wait_dead(pids, timeout=10)
