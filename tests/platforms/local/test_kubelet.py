@@ -127,7 +127,9 @@ def test_prestop_exec_then_sigterm_then_sigkill_when_the_app_ignores_it(tmp_path
 
 
 def test_startup_probe_gates_readiness(tmp_path):
-    sc = scenario(tmp_path, startupProbe={"httpGet": {"path": "/healthz"}, "periodSeconds": 0.2},
+    # failureThreshold 100: the app may take seconds to start on a loaded machine, and a startup
+    # probe that runs out of failures restarts the container (as the kubelet does), never ready
+    sc = scenario(tmp_path, startupProbe={"httpGet": {"path": "/healthz"}, "periodSeconds": 0.2, "failureThreshold": 100},
                   readinessProbe={"tcpSocket": {}, "periodSeconds": 0.2})
     events = run_platform(tmp_path, sc, lambda platform: anyio.sleep(0))
     k = kinds_of(events, events[0]["pod"])
