@@ -17,8 +17,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 #: on both platforms (docs/ingress.md); drains have their own (tests/e2e/test_kubernetes_drain_e2e.py).
 #: Left out: ingress-prestop-short (a 1.5 s preStop races Traefik's 2 s configuration throttle, so
 #: one run may pass or fail on either platform) and ingress-no-prestop-retries (not run on the
-#: cluster with the bounded dial timeout yet).
-INGRESS_PARITY = ("ingress-best-practice", "ingress-no-prestop")
+#: cluster with the bounded dial timeout yet), and ingress-no-prestop (conclusive on the cluster in 1
+#: of 3 runs: docs/ingress.md).
+INGRESS_PARITY = ("ingress-best-practice",)
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")
                    if not p.stem.startswith(("drain-", "ingress-")) or p.stem in INGRESS_PARITY)
 TERMINATING = ("terminating", "draining", "killed", "gone")
