@@ -16,9 +16,11 @@ rollout gets its own engine, its own baseline/disruption/settle window and
 its own run dir; the lifecycle of the pods that carry over is replayed into
 the new run dir's events so its analysis knows every pod it sees. Other
 platforms redeploy per rollout. ``lanes`` > 1 runs independent Deployments
-side by side (each on its own random ports), for speed. The rollouts are
-analysed and reported after the last one, in one process per core, so
-analysis never competes with the traffic.
+side by side (each on its own random ports), for speed. Each finished
+rollout is analysed while the next ones run, by one background process
+in the parent process's scheduling group while each lane runs in a
+process and session of its own (harness.lanes); what is not analysed when
+the last rollout ends is analysed then, one process per core.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
-from harness.runner import (COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
+from harness.runner import (COMPLETE, CRASHED, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
                             analyse_run, deploy_until_serving, interruptible, observe_rollout, record_run_end,
                             run_guarded, start_run_dir)
 
@@ -139,12 +142,23 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    # a crash still leaves readable run dirs and a series verdict over what was seen
-    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, argv, quiet), series_dir)
-    status = ended[0] if ended is not None else COMPLETE
-    if any(r.status == INTERRUPTED for r in rollouts):
-        status = INTERRUPTED
-    _analyse_all(rollouts, report, every_report)
+    background = BackgroundAnalysis(report, every_report, max(1, min(repeat, os.cpu_count() or 1))) \
+        if repeat > 1 else None
+    try:
+        if repeat > 1:  # a process per lane (harness.lanes), the analysis here
+            status = _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, background)
+        else:
+            # a crash still leaves readable run dirs and a series verdict over what was seen
+            ended = run_guarded(lambda: lane_async(scenario, platform, series_dir, clock, 1, plan[0], argv, quiet,
+                                                   background), series_dir)
+            status = ended[0] if ended is not None else COMPLETE
+        if any(r.status == INTERRUPTED for r in rollouts):
+            status = INTERRUPTED
+        left = background.finish() if background is not None else rollouts
+    finally:
+        if background is not None:
+            background.close()
+    _analyse_all(left, report, every_report)
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
@@ -154,12 +168,113 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
 
 
+def _analysis_process() -> None:
+    """A report process, started before the first rollout ends: its imports
+    (seconds on a busy machine) are paid while the rollout runs. It lives in
+    the harness's own session, whose scheduling group (the kernel's
+    autogroups, on by default, share the CPU between sessions) holds no lane:
+    each lane runs in a session of its own (harness.lanes). Where autogroups
+    are off, nice 10 keeps it behind the lanes."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    import harness.analysis  # noqa: F401
+    import harness.report  # noqa: F401
+
+
+class BackgroundAnalysis:
+    """Each rollout analysed as soon as it ends, one at a time while rollouts
+    still run, then every one left at once on every core. Analysis beside
+    the traffic in the traffic's own scheduling group was measured to starve
+    the engine on a busy 2-core machine (multi-second send lag); analysing
+    every rollout after the last one was measured at 15-60 s of the series'
+    wall time. ``offer`` may be called from any thread; ``finish`` after the
+    last rollout."""
+
+    def __init__(self, full: bool, every: bool, workers: int):
+        self.full, self.every = full, every
+        self._lock = threading.Lock()
+        self._queue: list[Rollout] = []
+        self._running: dict[int, cf.Future] = {}
+        self._serial = True
+        self._done: list[Rollout] = []
+        self._closed = False
+        self._pool: cf.ProcessPoolExecutor | None = None
+        try:
+            self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_analysis_process)
+            for _ in range(workers):
+                self._pool.submit(int)  # start them now
+        except (OSError, RuntimeError):
+            self._pool = None
+
+    def offer(self, r: Rollout) -> None:
+        if r.status not in REPORTABLE or r.run_dir is None:
+            return
+        with self._lock:
+            if self._closed or self._pool is None:
+                return
+            self._queue.append(r)
+            self._next_locked()
+
+    def _next_locked(self) -> None:
+        while self._queue and self._pool is not None and not (self._serial and self._running):
+            r = self._queue.pop(0)
+            try:
+                fut = self._pool.submit(report_rollout, str(r.run_dir), self.full, self.every)
+            except (RuntimeError, cf.BrokenExecutor):
+                self._queue.insert(0, r)
+                return
+            self._running[r.index] = fut
+            fut.add_done_callback(lambda f, r=r: self._ended(r, f))
+
+    def _ended(self, r: Rollout, fut: cf.Future) -> None:
+        try:
+            r.summary = fut.result()
+        except cf.BrokenExecutor:
+            pass  # analysed again by the caller
+        except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
+            r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
+        with self._lock:
+            self._running.pop(r.index, None)
+            self._done.append(r)
+            self._next_locked()
+
+    def finish(self) -> list[Rollout]:
+        """The last rollout has ended: analyse what is left on every core,
+        wait; return the rollouts still without a summary (a dead report
+        process) for the caller to analyse."""
+        with self._lock:
+            self._serial = False
+            self._next_locked()
+            self._closed = True
+        while True:
+            with self._lock:
+                pending = list(self._running.values())
+                if not pending and not self._queue:
+                    break
+                if not pending:  # the pool is broken: the queue goes back to the caller
+                    left, self._queue = self._queue, []
+                    self._done += left
+                    break
+            cf.wait(pending)
+            if all(f.done() for f in pending):
+                time.sleep(0.01)  # their done-callbacks are still running
+        return [r for r in self._done if not r.summary and not (r.error and "report failed" in r.error)]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
-    """Every rollout's analysis and report, after the last rollout: analysis
-    running beside the traffic was seen to starve the engine on a busy
-    2-core machine (multi-second send lag), so it waits, then uses every
-    core. A dead report process falls back to analysing here."""
-    todo = [r for r in rollouts if r.status in REPORTABLE and r.run_dir is not None]
+    """The analysis and report of rollouts not yet analysed, after the last
+    rollout, on every core. A dead report process falls back to analysing
+    here."""
+    todo = [r for r in rollouts if r.status in REPORTABLE and r.run_dir is not None and not r.summary]
     if not todo:
         return
     workers = max(1, min(len(todo), os.cpu_count() or 1))
@@ -192,37 +307,66 @@ def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict
     return analyse_run(run_dir, report=full, only_failing=not every)
 
 
-async def _series_async(scenario, platform_name, series_dir, clock, plan, argv, quiet) -> None:
+def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, background) -> str:
+    """The lanes, one process each (harness.lanes); each finished rollout
+    is handed to the background analysis as its lane reports it."""
+    from harness.lanes import run_lanes
+
+    by_index = {r.index: r for lane in plan for r in lane}
+    bad: list[str] = []
+
+    def on_rollout(kind: str, index: int, status: str, error: str | None) -> None:
+        if kind == "bad_input":
+            bad.append(error or "bad input")
+            return
+        r = by_index[index]
+        r.status, r.error = status, error
+        if kind == "rollout" and background is not None:
+            background.offer(r)
+
+    interrupted = run_lanes(scenario, platform, series_dir, clock, plan, argv, quiet, on_rollout)
+    if bad:
+        if background is not None:
+            background.close()
+        shutil.rmtree(series_dir, ignore_errors=True)
+        raise BadInput(bad[0])
+    for r in by_index.values():
+        if r.status == "running":
+            r.status = INTERRUPTED if interrupted else CRASHED
+            r.error = r.error or ("interrupted" if interrupted else "its lane process ended without a status")
+    return INTERRUPTED if interrupted else COMPLETE
+
+
+async def lane_async(scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet, background) -> None:
+    """One lane on this process's loop, Ctrl-C (or SIGTERM) ending its
+    current rollout through the normal teardown."""
     stopping = {"interrupted": False}
 
     def interrupted() -> None:
         stopping["interrupted"] = True
 
     with interruptible(interrupted):
-        async with anyio.create_task_group() as tg:
-            for lane_no, lane in enumerate(plan, start=1):
-                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet,
-                              stopping)
+        await _lane(scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet, stopping, background)
     if stopping["interrupted"]:
-        for lane in plan:
-            for r in lane:
-                if r.status == "running":
-                    r.status = INTERRUPTED
+        for r in lane:
+            if r.status == "running":
+                r.status = INTERRUPTED
 
 
 async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], argv, quiet,
-                stopping) -> None:
+                stopping, background) -> None:
     """One Deployment after another until the lane's rollouts are done: a
     repeatable platform needs one; any other, one per rollout."""
     pending, deployment = list(lane), 0
     while pending and not stopping["interrupted"]:
         deployment += 1
         lane_dir = series_dir / (f"lane-{lane_no}" if deployment == 1 else f"lane-{lane_no}.{deployment}")
-        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet)
+        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet,
+                                    background)
 
 
 async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], argv,
-                      quiet) -> list[Rollout]:
+                      quiet, background) -> list[Rollout]:
     """Deploy once, then roll out as many of ``pending`` as the platform
     allows; return those still to run on a fresh Deployment."""
     from harness.platforms import make_platform
@@ -246,8 +390,10 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
                     break
                 await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
                 done.append(r)
-                if repeatable:  # its logs are written as they come: copy them now (analysed after the last rollout)
+                if repeatable:  # its logs are written as they come: copy them now, then analyse it
                     _copy_logs(lane_dir, r.run_dir)
+                    if background is not None:
+                        background.offer(r)
                 if r.status != COMPLETE and repeatable:  # the Deployment's state is unknown: stop the lane
                     for rest in pending[pos + 1:]:
                         rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
@@ -257,6 +403,8 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     if not repeatable:  # such a platform collects the pods' logs at teardown
         for r in done:
             _copy_logs(lane_dir, r.run_dir)
+            if background is not None:
+                background.offer(r)
     return left
 
 
