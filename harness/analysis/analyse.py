@@ -132,8 +132,9 @@ def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods
                                max_lag_ms: float | None) -> int:
     """Failed requests of the rollout window that prove a failure even when
     the engine fell behind elsewhere (verdict.SERVER_CAUSED): refused, reset
-    or closed, pinned on a deleted pod, and the engine on schedule from that
-    pod's deletion until the request was sent (every request scheduled in
+    or closed, on a connection to a pod (it answered on it, or the traffic
+    path routed it there) sent after that pod's deletion, and the engine on
+    schedule from that deletion until the request was sent (every request scheduled in
     between sent within the send-lag limit, none dropped). On schedule over
     that stretch, the whole sequence that led to the failure (deletion,
     endpoint removal, SIGTERM, the app closing) met a punctual client: a
@@ -151,14 +152,19 @@ def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods
     sched, sent = req["scheduled_ns"].to_numpy(), req["sent_ns"].to_numpy()
     late = (sent < 0) | (sent - sched > max_lag_ms * 1e6)
     late_at = np.sort(sched[late])
+    routed = req["route_pod"] if "route_pod" in req.columns else None
     n = 0
     for row in rows:
-        pod = att.at[row, "pod"]
+        # the pod whose own connection it was: it answered on it, or the traffic path sent it there (not
+        # an inference from the endpoints, and not "no ready endpoint", which no pod caused)
+        pod = att.at[row, "pod"] if att.at[row, "how"] in ("answered", "connection") else None
+        if not isinstance(pod, str) and routed is not None:
+            pod = routed.at[row]
         life = pods.get(pod) if isinstance(pod, str) else None
         if life is None or life.deletion is None:
             continue
         i = req.index.get_loc(row)
-        if sent[i] < 0 or sent[i] - sched[i] > max_lag_ms * 1e6:
+        if sched[i] < life.deletion or sent[i] < 0 or sent[i] - sched[i] > max_lag_ms * 1e6:
             continue
         lo, hi = np.searchsorted(late_at, [life.deletion, sched[i]], side="left")
         n += int(lo == hi)

@@ -24,10 +24,11 @@ def _req(rows):
     return pd.DataFrame({"scheduled_ns": sched, "sent_ns": sent, "code": code})
 
 
-def _count(rows, att_pods, deletion_ms=1000, limit=50):
+def _count(rows, att_pods, deletion_ms=1000, limit=50, how="connection", routed=None):
     req = _req(rows)
+    req["route_pod"] = [(routed or {}).get(i) for i in range(len(rows))]
     failed = [i for i, r in enumerate(rows) if r[2] != "ok"]
-    att = pd.DataFrame({"pod": [att_pods.get(i) for i in failed]}, index=pd.Index(failed))
+    att = pd.DataFrame({"pod": [att_pods.get(i) for i in failed], "how": how}, index=pd.Index(failed))
     pods = {"old": types.SimpleNamespace(deletion=deletion_ms * MS), "new": types.SimpleNamespace(deletion=None)}
     return _server_caused_on_schedule(req, np.ones(len(req), dtype=bool), att, pods, limit)
 
@@ -53,3 +54,13 @@ def test_timeouts_and_503s_and_unpinned_failures_never_count():
             (1500, 2, "closed")]
     # the closed at 1400 is not pinned on a pod, the one at 1500 on a pod that was never deleted
     assert _count(rows, {0: "old", 1: "old", 2: "old", 4: "new"}) == 0
+
+
+def test_only_a_pods_own_connection_after_its_deletion_counts():
+    rows = [(900, 2, "refused"), (1100, 2, "ok"), (1500, 3, "refused")]
+    # before the deletion: not this termination's doing
+    assert _count(rows, {0: "old", 2: "old"}) == 1
+    # pinned by inference from the endpoints only (e.g. "no ready endpoint": no pod refused it)
+    assert _count(rows, {2: "old"}, how="endpoints") == 0
+    # ... unless the traffic path itself routed it to that pod
+    assert _count(rows, {2: "old"}, how="endpoints", routed={2: "old"}) == 1
