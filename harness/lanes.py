@@ -32,6 +32,17 @@ from harness.model.clock import RunClock
 _PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent(sig: int) -> bool:
+    """This process gets ``sig`` when the process that started it dies
+    (PR_SET_PDEATHSIG, Linux); False when it has died already."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
+    except (OSError, AttributeError):
+        pass
+    return os.getppid() == parent
+
+
 class _Reporter:
     """In a lane process: what the lane's code calls ``background.offer``."""
 
@@ -56,10 +67,8 @@ def _lane_main(q, scenario, platform_name: str, series_dir: str, clock: dict, la
         os.setsid()
     except OSError:
         pass
-    try:  # the parent gone (killed): end the rollouts as Ctrl-C would
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    if not die_with_parent(signal.SIGTERM):  # the parent gone (killed): end the rollouts as Ctrl-C would
+        return
     from harness.errors import BadInput
 
     rollouts = [series.Rollout(i, Path(d)) for i, d in plan]

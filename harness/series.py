@@ -32,6 +32,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -179,25 +180,28 @@ def _analysis_process() -> None:
         os.nice(10)
     except OSError:
         pass
+    from harness.lanes import die_with_parent
+
+    die_with_parent(signal.SIGKILL)  # a killed harness leaves no report process behind
     import harness.analysis  # noqa: F401
     import harness.report  # noqa: F401
 
 
 class BackgroundAnalysis:
-    """Each rollout analysed as soon as it ends, one at a time while rollouts
-    still run, then every one left at once on every core. Analysis beside
-    the traffic in the traffic's own scheduling group was measured to starve
-    the engine on a busy 2-core machine (multi-second send lag); analysing
-    every rollout after the last one was measured at 15-60 s of the series'
-    wall time. ``offer`` may be called from any thread; ``finish`` after the
-    last rollout."""
+    """Each rollout analysed as soon as it ends, one process per core.
+    Analysis beside the traffic in the traffic's own scheduling group was
+    measured to starve the engine on a busy 2-core machine (multi-second
+    send lag); here it runs in the harness's session, whose scheduling group
+    holds no lane and gets one group's share however many processes it runs.
+    Analysing every rollout after the last one was measured at 15-60 s of
+    the series' wall time. ``offer`` may be called from any thread;
+    ``finish`` after the last rollout."""
 
     def __init__(self, full: bool, every: bool, workers: int):
         self.full, self.every = full, every
         self._lock = threading.Lock()
         self._queue: list[Rollout] = []
         self._running: dict[int, cf.Future] = {}
-        self._serial = True
         self._done: list[Rollout] = []
         self._closed = False
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -219,7 +223,7 @@ class BackgroundAnalysis:
             self._next_locked()
 
     def _next_locked(self) -> None:
-        while self._queue and self._pool is not None and not (self._serial and self._running):
+        while self._queue and self._pool is not None:
             r = self._queue.pop(0)
             try:
                 fut = self._pool.submit(report_rollout, str(r.run_dir), self.full, self.every)
@@ -242,11 +246,9 @@ class BackgroundAnalysis:
             self._next_locked()
 
     def finish(self) -> list[Rollout]:
-        """The last rollout has ended: analyse what is left on every core,
-        wait; return the rollouts still without a summary (a dead report
+        """The last rollout has ended: wait for the analyses; return the rollouts still without a summary (a dead report
         process) for the caller to analyse."""
         with self._lock:
-            self._serial = False
             self._next_locked()
             self._closed = True
         while True:
