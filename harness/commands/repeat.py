@@ -198,9 +198,15 @@ def verify_fix(args: argparse.Namespace, scenario) -> int:
         record["remaining"] = deployment_fix(left, fixed).as_dict() if left else None
         gone = _status(after) in ("fail", "flaky") and not _explains(_findings(after), fix.rule)
         record["fixed_finding_gone"] = gone
+        view = after["summary"].get("client_view") or {}
+        retried = view.get("visible") == 0 and _failed(after) > 0 and "aggregate" not in after["summary"]
+        record["after"]["client_visible_failures"] = view.get("visible")
         record["result"] = (f"not verified: after the fix the run is {_status(after)} ({counts})"
                             + (f"; the {fix.rule} fix removed the failures it explains (no {fix.rule} finding "
                                "after)" if gone else "")
+                            + ("; every failure left is one a client that replays an idempotent request on a "
+                               "closed keep-alive connection retries transparently (0 visible; gate.countFailures: "
+                               "clientVisible would pass it)" if retried else "")
                             + (f"; what remains is {left['rule']}: {deployment_fix(left, fixed).text}" if left else ""))
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json_atomic(base / "verify-fix.json", record)
