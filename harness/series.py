@@ -17,10 +17,8 @@ its own run dir; the lifecycle of the pods that carry over is replayed into
 the new run dir's events so its analysis knows every pod it sees. Other
 platforms redeploy per rollout. ``lanes`` > 1 runs independent Deployments
 side by side (each on its own random ports), for speed. Each finished
-rollout is analysed while the next ones run, by one background process
-in the parent process's scheduling group while each lane runs in a
-process and session of its own (harness.lanes); what is not analysed when
-the last rollout ends is analysed then, one process per core.
+rollout is analysed while the next ones run, by report processes (one per
+core) each in a session of its own, as each lane is (harness.lanes).
 """
 
 from __future__ import annotations
@@ -143,11 +141,17 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    background = BackgroundAnalysis(report, every_report, max(1, min(repeat, os.cpu_count() or 1))) \
-        if repeat > 1 else None
+    holder: list[BackgroundAnalysis] = []
+    background: BackgroundAnalysis | None = None
+
+    def start_analysis() -> None:  # after the lanes are forked (harness.lanes.run_lanes)
+        holder.append(BackgroundAnalysis(report, every_report, max(1, min(repeat, os.cpu_count() or 1))))
+
     try:
         if repeat > 1:  # a process per lane (harness.lanes), the analysis here
-            status = _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, background)
+            status = _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, holder,
+                                        start_analysis)
+            background = holder[0] if holder else None
         else:
             # a crash still leaves readable run dirs and a series verdict over what was seen
             ended = run_guarded(lambda: lane_async(scenario, platform, series_dir, clock, 1, plan[0], argv, quiet,
@@ -157,8 +161,8 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
             status = INTERRUPTED
         left = background.finish() if background is not None else rollouts
     finally:
-        if background is not None:
-            background.close()
+        for b in holder:
+            b.close()
     _analyse_all(left, report, every_report)
     from harness.report.series import finish_series
 
@@ -170,14 +174,16 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
 
 
 def _analysis_process() -> None:
-    """A report process, started before the first rollout ends: its imports
-    (seconds on a busy machine) are paid while the rollout runs. It lives in
-    the harness's own session, whose scheduling group (the kernel's
-    autogroups, on by default, share the CPU between sessions) holds no lane:
-    each lane runs in a session of its own (harness.lanes). Where autogroups
-    are off, nice 10 keeps it behind the lanes."""
+    """A report process, started once the lanes have started: its imports
+    (seconds on a busy machine) are paid while the first rollout runs. It
+    runs in a session of its own: the kernel's autogroups (on by default)
+    share the CPU between sessions, so it takes one group's share like a
+    lane, never a part of a lane's own (analysis inside the engine's group
+    was measured to starve it), and it does not depend on what else runs in
+    the caller's session (a nice'd report process there was measured at
+    55 s for one summary beside another harness run)."""
     try:
-        os.nice(10)
+        os.setsid()
     except OSError:
         pass
     from harness.lanes import die_with_parent
@@ -191,9 +197,8 @@ class BackgroundAnalysis:
     """Each rollout analysed as soon as it ends, one process per core.
     Analysis beside the traffic in the traffic's own scheduling group was
     measured to starve the engine on a busy 2-core machine (multi-second
-    send lag); here it runs in the harness's session, whose scheduling group
-    holds no lane and gets one group's share however many processes it runs.
-    Analysing every rollout after the last one was measured at 15-60 s of
+    send lag); here each report process is a scheduling group of its own
+    (_analysis_process). Analysing every rollout after the last one was measured at 15-60 s of
     the series' wall time. ``offer`` may be called from any thread;
     ``finish`` after the last rollout."""
 
@@ -309,7 +314,7 @@ def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict
     return analyse_run(run_dir, report=full, only_failing=not every)
 
 
-def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, background) -> str:
+def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, holder, start_analysis) -> str:
     """The lanes, one process each (harness.lanes); each finished rollout
     is handed to the background analysis as its lane reports it."""
     from harness.lanes import run_lanes
@@ -323,13 +328,13 @@ def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet,
             return
         r = by_index[index]
         r.status, r.error = status, error
-        if kind == "rollout" and background is not None:
-            background.offer(r)
+        if kind == "rollout" and holder:
+            holder[0].offer(r)
 
-    interrupted = run_lanes(scenario, platform, series_dir, clock, plan, argv, quiet, on_rollout)
+    interrupted = run_lanes(scenario, platform, series_dir, clock, plan, argv, quiet, on_rollout, start_analysis)
     if bad:
-        if background is not None:
-            background.close()
+        for b in holder:
+            b.close()
         shutil.rmtree(series_dir, ignore_errors=True)
         raise BadInput(bad[0])
     for r in by_index.values():
