@@ -23,30 +23,24 @@ core) each in a session of its own, as each lane is (harness.lanes).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import datetime as _dt
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from harness.errors import BadInput, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
-from harness.runner import (COMPLETE, CRASHED, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
-                            analyse_run, deploy_until_serving, interruptible, observe_rollout, record_run_end,
-                            run_guarded, start_run_dir)
+from harness.runner import (COMPLETE, CRASHED, DEPLOY_FAILED, INTERRUPTED, RunState, deploy_until_serving, interruptible,
+                            observe_rollout, record_run_end, run_guarded, start_run_dir)
+from harness.series_reports import BackgroundAnalysis, analyse_left
 
 SERIES_FILE = "series.json"
 NOT_RUN = "not_run"
@@ -163,7 +157,7 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     finally:
         for b in holder:
             b.close()
-    _analyse_all(left, report, every_report)
+    analyse_left(left, report, every_report)
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
@@ -171,147 +165,6 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     if status == INTERRUPTED:
         exit_code = 130
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
-
-
-def _analysis_process() -> None:
-    """A report process, started once the lanes have started: its imports
-    (seconds on a busy machine) are paid while the first rollout runs. It
-    runs in a session of its own: the kernel's autogroups (on by default)
-    share the CPU between sessions, so it takes one group's share like a
-    lane, never a part of a lane's own (analysis inside the engine's group
-    was measured to starve it), and it does not depend on what else runs in
-    the caller's session (a nice'd report process there was measured at
-    55 s for one summary beside another harness run)."""
-    try:
-        os.setsid()
-    except OSError:
-        pass
-    from harness.lanes import die_with_parent
-
-    die_with_parent(signal.SIGKILL)  # a killed harness leaves no report process behind
-    import harness.analysis  # noqa: F401
-    import harness.report  # noqa: F401
-
-
-class BackgroundAnalysis:
-    """Each rollout analysed as soon as it ends, one process per core.
-    Analysis beside the traffic in the traffic's own scheduling group was
-    measured to starve the engine on a busy 2-core machine (multi-second
-    send lag); here each report process is a scheduling group of its own
-    (_analysis_process). Analysing every rollout after the last one was measured at 15-60 s of
-    the series' wall time. ``offer`` may be called from any thread;
-    ``finish`` after the last rollout."""
-
-    def __init__(self, full: bool, every: bool, workers: int):
-        self.full, self.every = full, every
-        self._lock = threading.Lock()
-        self._queue: list[Rollout] = []
-        self._running: dict[int, cf.Future] = {}
-        self._done: list[Rollout] = []
-        self._closed = False
-        self._pool: cf.ProcessPoolExecutor | None = None
-        try:
-            self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_analysis_process)
-            for _ in range(workers):
-                self._pool.submit(int)  # start them now
-        except (OSError, RuntimeError):
-            self._pool = None
-
-    def offer(self, r: Rollout) -> None:
-        if r.status not in REPORTABLE or r.run_dir is None:
-            return
-        with self._lock:
-            if self._closed or self._pool is None:
-                return
-            self._queue.append(r)
-            self._next_locked()
-
-    def _next_locked(self) -> None:
-        while self._queue and self._pool is not None:
-            r = self._queue.pop(0)
-            try:
-                fut = self._pool.submit(report_rollout, str(r.run_dir), self.full, self.every)
-            except (RuntimeError, cf.BrokenExecutor):
-                self._queue.insert(0, r)
-                return
-            self._running[r.index] = fut
-            fut.add_done_callback(lambda f, r=r: self._ended(r, f))
-
-    def _ended(self, r: Rollout, fut: cf.Future) -> None:
-        try:
-            r.summary = fut.result()
-        except cf.BrokenExecutor:
-            pass  # analysed again by the caller
-        except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
-            r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-        with self._lock:
-            self._running.pop(r.index, None)
-            self._done.append(r)
-            self._next_locked()
-
-    def finish(self) -> list[Rollout]:
-        """The last rollout has ended: wait for the analyses; return the rollouts still without a summary (a dead report
-        process) for the caller to analyse."""
-        with self._lock:
-            self._next_locked()
-            self._closed = True
-        while True:
-            with self._lock:
-                pending = list(self._running.values())
-                if not pending and not self._queue:
-                    break
-                if not pending:  # the pool is broken: the queue goes back to the caller
-                    left, self._queue = self._queue, []
-                    self._done += left
-                    break
-            cf.wait(pending)
-            if all(f.done() for f in pending):
-                time.sleep(0.01)  # their done-callbacks are still running
-        return [r for r in self._done if not r.summary and not (r.error and "report failed" in r.error)]
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
-    """The analysis and report of rollouts not yet analysed, after the last
-    rollout, on every core. A dead report process falls back to analysing
-    here."""
-    todo = [r for r in rollouts if r.status in REPORTABLE and r.run_dir is not None and not r.summary]
-    if not todo:
-        return
-    workers = max(1, min(len(todo), os.cpu_count() or 1))
-    futures: dict[int, cf.Future] = {}
-    try:
-        # spawn: the parent ran an event loop and threads; a forked copy of them is unsafe
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = {r.index: ex.submit(report_rollout, str(r.run_dir), full, every) for r in todo}
-            for r in todo:
-                try:
-                    r.summary = futures[r.index].result()
-                except cf.BrokenExecutor:
-                    break
-                except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
-                    r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-    except (cf.BrokenExecutor, OSError):
-        pass
-    for r in todo:
-        if not r.summary and not (r.error and "report failed" in r.error):
-            try:
-                r.summary = report_rollout(str(r.run_dir), full, every)
-            except Exception as exc:  # noqa: BLE001
-                r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-
-
-def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict[str, Any]:
-    """Runs in a report process: the rollout's summary.json and verdict;
-    with ``full``, its report when it did not pass, or always with ``every``
-    (harness.runner.analyse_run)."""
-    return analyse_run(run_dir, report=full, only_failing=not every)
 
 
 def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, holder, start_analysis) -> str:
@@ -415,7 +268,6 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     return left
 
 
-REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
 
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,
