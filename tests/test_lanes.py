@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.model.events import read_events
-from tests.test_runner import alive, wait_dead
+from tests.test_runner import alive, replica_pids, wait_dead
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,8 @@ def _start_series(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 
 def _replicas(out: Path) -> list[int]:
-    return [e["detail"]["pid"] for lane in sorted(out.glob("lane-*")) for e in read_events(lane)
-            if e["kind"] == "container_started"]
+    """Every replica of every lane (pids that know their pod's port: tests.test_runner.Replica)."""
+    return [r for lane in sorted(out.glob("lane-*")) for r in replica_pids(lane)]
 
 
 @pytest.mark.slow
