@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic.alias_generators import to_camel
 
 from harness.errors import ScenarioError
+from harness.model.generators import Generators
 
 
 class _Model(BaseModel):
@@ -268,6 +269,8 @@ class Traffic(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     pod_header: str = "X-Pod-Name"
     workers: int = Field(1, ge=1, le=64)
+    #: in-cluster generator pods (kubernetes platform; harness.model.generators)
+    generators: Generators | None = None
 
     @field_validator("path")
     @classmethod

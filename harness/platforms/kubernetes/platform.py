@@ -86,6 +86,7 @@ class KubernetesPlatform:
         self.ingress_view: ingress_mod.IngressView | None = None
         self.pod_selector = ""
         self._workload: dict[str, Any] = {}
+        self._service = ""  # managed mode: the app's Service (traffic.generators target it)
 
     # ---- the seam -----------------------------------------------------------
     async def __aenter__(self) -> "KubernetesPlatform":
@@ -115,6 +116,21 @@ class KubernetesPlatform:
                 "logs_followed": len(self._followers),
                 **({"ingress": {"proxy": "traefik", "image": ingress_mod.IMAGE, "provider": "kubernetesingress",
                                 "polls": self.ingress_view.polls}} if self.ingress_view is not None else {})}
+
+    async def generator_job(self):
+        """traffic.generators: the generator Job's handle and the in-cluster URL
+        the generators send to (harness.fleet runs them)."""
+        from harness.platforms.kubernetes.generators import target_url
+        from harness.platforms.kubernetes.genpods import GeneratorJob
+
+        gen = self.sc.traffic.generators
+        note = await self._call(preflight.check_image, self.api, gen.image, self.kube.image_pull_policy)
+        log.info("kubernetes preflight (generator image): %s", note)
+        svc = await self._call(self.api.get, "services", self.namespace, self._service)
+        ing = (await self._call(self.api.get, "services", self.namespace, ingress_mod.NAME)
+               if gen.target == "ingress" else None)
+        url = target_url(gen, service=svc, ingress=ing, path=self.sc.traffic.path)
+        return GeneratorJob(self.api, self.namespace, self.run_label), url
 
     def rollout_state(self) -> str:
         """One line for the live progress display."""
@@ -219,6 +235,7 @@ class KubernetesPlatform:
             self._created.append((resource, obj["metadata"]["name"]))
         self._workload = workload_facts(dict(prepared.objects)["deployments"], self.container)
         svc = await self._call(api.get, "services", self.namespace, prepared.service)
+        self._service = prepared.service
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         if self.sc.traffic.via == "ingress":
