@@ -17,11 +17,12 @@ SAMPLE_IMAGE  ?= localhost/rollout-harness-sample-app:0.1.0
 KIND_SET      := --set kubernetes.context=$(KIND_CONTEXT) --set kubernetes.nodePort=$(KIND_NODEPORT) \
                  --set kubernetes.imagePullPolicy=IfNotPresent --set app.image=$(SAMPLE_IMAGE)
 
-.PHONY: kind-up kind-load kind-demo kind-down kind-help kind-e2e kind-images
+.PHONY: kind-up kind-load kind-load-generator kind-demo kind-down kind-help kind-e2e kind-images
 help: kind-help
 kind-help:
 	@echo "make kind-up          create a kind cluster ($(KIND_CLUSTER)) with NodePort $(KIND_NODEPORT) on 127.0.0.1"
 	@echo "make kind-load        docker build sample-app/ and kind load it ($(SAMPLE_IMAGE))"
+	@echo "make kind-load-generator  build the generator image (traffic.generators) and kind load its archive"
 	@echo "make kind-demo        best-practice + no-prestop on kind (PLATFORM=kubernetes), then cleanup"
 	@echo "make kind-down        delete the kind cluster"
 	@echo "make kind-e2e         set up dockerd+kind+images here (cached), kind-up, kind-load, best-practice and"
@@ -39,6 +40,12 @@ kind-load:
 	@command -v docker >/dev/null || { echo "docker not found: kind-load builds the image with docker"; exit 2; }
 	docker build -t $(SAMPLE_IMAGE) sample-app/
 	$(KIND) load docker-image $(SAMPLE_IMAGE) --name $(KIND_CLUSTER)
+
+# traffic.generators: the generator image (built without docker, as a docker-archive
+# tarball) loaded into the kind nodes; scenarios then set kubernetes.imagePullPolicy.
+kind-load-generator:
+	$(MAKE) --no-print-directory generator-image
+	$(KIND) load image-archive "$${ROLLOUT_HARNESS_CACHE:-$$HOME/.cache/rollout-harness}/cluster/v1.34.4/images/generator.tar" --name $(KIND_CLUSTER)
 
 kind-demo: $(STAMP)
 	@rc=0; for s in best-practice no-prestop; do \
