@@ -218,7 +218,8 @@ class KubernetesPlatform:
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
                          per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
-                         cordon=self.sc.disruption.type == "drain")
+                         cordon=self.sc.disruption.type == "drain",
+                         generators=self.sc.traffic.generators is not None)
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         prepared = self._prepare()
