@@ -176,7 +176,7 @@ class GeneratorSession:
         spec = generator_spec(self.config, url=self.url, max_duration=max_d, start_timeout=POD_START_DEADLINE_S + 60)
         job = render_job(self.spec, namespace=self.job.namespace, run_label=self.job.run_label, spec=spec,
                          pull_policy=self.sc.kubernetes.image_pull_policy,
-                         deadline_s=int(POD_START_DEADLINE_S + 60 + max_d + 120))
+                         deadline_s=int(POD_START_DEADLINE_S + 60 + max_d + 120), name=self.job.name)
         await self._call(self.job.create, job)
         update_manifest(self.run_dir, generators=self._describe())
         pods = await self._wait_for_pods()

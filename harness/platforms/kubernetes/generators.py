@@ -53,7 +53,7 @@ def target_url(gen: Generators, *, service: dict[str, Any] | None, ingress: dict
 
 
 def render_job(gen: Generators, *, namespace: str, run_label: str, spec: dict[str, Any],
-               pull_policy: str, deadline_s: int) -> dict[str, Any]:
+               pull_policy: str, deadline_s: int, name: str = JOB_NAME) -> dict[str, Any]:
     labels = {MANAGED_BY: MANAGER, GENERATOR_LABEL: run_label, "app.kubernetes.io/component": "generator"}
     env = [
         {"name": "RH_GENERATOR", "value": json.dumps(spec, separators=(",", ":"))},
@@ -66,7 +66,7 @@ def render_job(gen: Generators, *, namespace: str, run_label: str, spec: dict[st
     ]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": JOB_NAME, "namespace": namespace, "labels": {**labels, RUN_LABEL: run_label}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {**labels, RUN_LABEL: run_label}},
         "spec": {
             "completionMode": "Indexed",
             "completions": gen.count,

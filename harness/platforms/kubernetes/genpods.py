@@ -12,6 +12,7 @@ mapping or route to the pods.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Callable
@@ -45,7 +46,9 @@ class GeneratorJob:
 
     def __init__(self, api: KubeApi, namespace: str, run_label: str):
         self.api, self.namespace, self.run_label = api, namespace, run_label
-        self.selector = f"{GENERATOR_LABEL}={run_label}"
+        # one Job per traffic session (run --repeat makes several in one namespace)
+        self.name = f"{JOB_NAME}-{secrets.token_hex(3)}"
+        self.selector = f"{GENERATOR_LABEL}={run_label},batch.kubernetes.io/job-name={self.name}"
         self.created = False
 
     def create(self, job: dict[str, Any]) -> None:
@@ -74,7 +77,7 @@ class GeneratorJob:
         if not self.created:
             return
         try:
-            self.api.delete("jobs", self.namespace, JOB_NAME)
+            self.api.delete("jobs", self.namespace, self.name)
         except KubeError as exc:
             if exc.status != 404:
                 log.warning("kubernetes: could not delete the generator Job: %s", exc)
