@@ -78,12 +78,15 @@ class Drift:
 
     @property
     def uncertainty_ns(self) -> int:
-        """How far a record's converted time can be from the truth, anywhere
-        in the run: the start exchange's bound, widened by what the drift
-        check cannot rule out (the end bound, and the measured drift)."""
+        """How far a record's time, converted with the start estimate (as
+        records are, on arrival), can be from the truth anywhere in the run.
+        At the start: the start bound. At the end the true offset is within
+        the end bound of the end estimate, so the start estimate is off by at
+        most |end - start| + the end bound; with a steady drift, in between
+        it is off by no more than at one of the two ends."""
         if self.end is None:
             return self.start.uncertainty_ns
-        return max(self.start.uncertainty_ns, self.end.uncertainty_ns) + abs(self.drift_ns or 0)
+        return max(self.start.uncertainty_ns, abs(self.drift_ns or 0) + self.end.uncertainty_ns)
 
     def as_dict(self) -> dict:
         return {"start": self.start.as_dict(), "end": None if self.end is None else self.end.as_dict(),

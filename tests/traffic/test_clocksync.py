@@ -43,6 +43,8 @@ def test_drift_widens_the_uncertainty():
     end = estimate([Exchange(60_000 * MS, 60_000 * MS + 53 * MS + 1 * MS, 60_002 * MS)])
     d = Drift(start, end)
     assert d.drift_ns == 3 * MS
-    assert d.uncertainty_ns == 1 * MS + 3 * MS
+    assert d.uncertainty_ns == 3 * MS + 1 * MS  # the start estimate is 3 ms off at the end, +- the end bound
+    loose_start = estimate([Exchange(0, 50 * MS + 20 * MS, 40 * MS)])  # +- 20 ms
+    assert Drift(loose_start, end).uncertainty_ns == 20 * MS
     assert Drift(start, None).uncertainty_ns == start.uncertainty_ns
     assert d.as_dict()["drift_ns"] == 3 * MS
