@@ -47,7 +47,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "pods", ("create",), subresource="eviction", drain_only=True),
     Permission("policy", "poddisruptionbudgets", ("get",), drain_only=True),
     # traffic.generators: one Indexed Job; clock exchange and start signal through the pod proxy
-    Permission("batch", "jobs", ("create", "delete"), modes=("managed",), generators_only=True),
+    Permission("batch", "jobs", ("create", "delete", "list"), modes=("managed",), generators_only=True),
     Permission("", "pods", ("get",), subresource="proxy", modes=("managed",), generators_only=True),
     Permission("", "pods", ("delete",), modes=("managed",), generators_only=True),
 )
