@@ -124,11 +124,13 @@ def app():
     srv.shutdown()
 
 
-def _run(tmp_path, url, *, count=3, rate=300, seconds=2.0, during=None):
+def _run(tmp_path, url, *, count=3, rate=300, seconds=2.0, during=None, lag_limit_ms=2000):
     sc = load_scenario(ROOT / "scenarios" / "best-practice.yaml",
-                       [f"traffic.generators.count={count}", f"traffic.rate={rate}"])
+                       [f"traffic.generators.count={count}", f"traffic.rate={rate}",
+                        # the mechanics, not this machine's speed: a starved 2-core box lags 100s of ms
+                        f"gate.maxSendLagP99Ms={lag_limit_ms}"])
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    run_dir.mkdir(parents=True)
     write_json_atomic(run_dir / "manifest.json", {"kind": "run"})
     job = LocalJob()
     clock = RunClock.start()
@@ -147,6 +149,7 @@ def _run(tmp_path, url, *, count=3, rate=300, seconds=2.0, during=None):
                 box["started_ns"] = clock.now()
                 await anyio.sleep(seconds / 2)
                 if during is not None:
+                    box["during_ns"] = clock.now()
                     during(job)
                 await anyio.sleep(seconds / 2)
                 await session.finish()
@@ -159,9 +162,16 @@ def _run(tmp_path, url, *, count=3, rate=300, seconds=2.0, during=None):
     return box, run_dir, job
 
 
+def _behind(problems):
+    return [p for p in problems if "fell behind" in p]
+
+
 @pytest.mark.slow
 def test_three_generators_make_one_schedule_on_one_clock(tmp_path, app):
     box, run_dir, job = _run(tmp_path, app)
+    if box["session"].problems() and box["session"].problems() == _behind(box["session"].problems()):
+        # a starved machine: the generators could not keep their schedule; once more
+        box, run_dir, job = _run(tmp_path / "retry", app)
     s = box["session"]
     assert s.problems() == []
     table, complete = read_requests_table(run_dir)
@@ -194,11 +204,28 @@ def test_a_generator_killed_mid_run_is_a_problem_and_its_records_stay(tmp_path, 
     box, run_dir, job = _run(tmp_path, app, seconds=3.0, during=lambda j: j.kill("gen-1", signal.SIGKILL))
     problems = box["session"].problems()
     assert any("generator 1" in p for p in problems), problems
-    assert not any("generator 0" in p or "generator 2" in p for p in problems), problems
+    # the others kept contact (on a starved machine they may fall behind: that is reported, not hidden)
+    assert not any(("generator 0" in p or "generator 2" in p) and p not in _behind(problems) for p in problems), \
+        problems
     table, _ = read_requests_table(run_dir)
     workers = table.column("worker").to_pylist()
     assert workers.count(1) > 0  # what it sent before it died is kept
     assert workers.count(1) < workers.count(0) / 1.5  # and it stopped early
+    # what was lost: the requests it had scheduled since its last flush (0.5 s) and tail (0.1 s);
+    # bounded loosely here (a loaded machine delays the flush tick), the figure is printed
+    sched = [t for t, w in zip(table.column("scheduled_ns").to_pylist(), workers) if w == 1]
+    lost_s = (box["during_ns"] - max(sched)) / 1e9
+    print(f"generator 1 SIGKILLed: its last record was scheduled {lost_s:.3f} s before the kill")
+    assert lost_s < 2.0
+
+
+@pytest.mark.slow
+def test_a_generator_behind_its_schedule_is_a_problem(tmp_path, app):
+    """The same run judged with a send-lag limit no engine can keep (1 us):
+    every generator is reported as fallen behind, by name."""
+    box, _, _ = _run(tmp_path, app, lag_limit_ms=0.001)
+    behind = _behind(box["session"].problems())
+    assert sorted(p.split(" fell")[0] for p in behind) == ["generator 0", "generator 1", "generator 2"]
 
 
 @pytest.mark.slow
