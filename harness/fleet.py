@@ -318,6 +318,9 @@ class GeneratorSession:
         bound_ns = int(self.spec.max_clock_uncertainty_ms * 1e6)
         lag_limit = self.sc.gate.max_send_lag_p99_ms
         for g in self.gens:
+            if g.lost is None and g.records.status.get("sigterm") is not None:
+                # its last word came before the watch saw the SIGTERM: terminated all the same
+                g.lost = f"generator {g.index} (pod {g.pod.name}) was terminated (SIGTERM) mid-run"
             if g.lost:
                 self._problems.append(g.lost)
             d = g.drift()
