@@ -300,8 +300,10 @@ def record_run_end(scenario: Scenario, run_dir: Path, state: RunState) -> None:
     generator section), whether the rollout completed and was fully
     observed, the phase times and the platform's facts."""
     table, complete = read_requests_table(run_dir)
+    gens = scenario.traffic.generators
     generator = generator_figures(table, state.engine_results, asked_rate=scenario.traffic.rate,
-                                  workers=scenario.traffic.workers, records_complete=complete)
+                                  workers=gens.count if gens is not None else scenario.traffic.workers,
+                                  records_complete=complete)
     platform_info = state.platform.describe() if state.platform is not None else {}
     update_manifest(
         run_dir, status=state.status, error=state.error, finished_at=_now(), generator=generator,
