@@ -187,7 +187,8 @@ class GeneratorSession:
             rec = GeneratorRecords(p.index, self.out_dir / f"generator-{p.index:03d}.arrow", now=self.clock.now)
             self.gens.append(Generator(p, rec))
         for g in self.gens:
-            g.follower = self.job.follow(g.pod.name, g.records.feed, still_running=lambda g=g: g.lost is None and g.done is None)
+            g.follower = self.job.follow(g.pod.name, g.records.feed,
+                                         still_running=lambda g=g: g.lost is None and g.done is None)
         async with anyio.create_task_group() as tg:
             for g in self.gens:
                 tg.start_soon(self._sync_start, g)
