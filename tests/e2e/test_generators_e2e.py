@@ -32,7 +32,8 @@ from harness.model.requests import read_requests_table
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SHORT = ["--set", "disruption.baselineSeconds=3", "--set", "disruption.settleSeconds=3", "--set", "deployment.replicas=2"]
+SHORT = ["--set", "disruption.baselineSeconds=3", "--set", "disruption.settleSeconds=3",
+         "--set", "deployment.replicas=2"]
 TERMINATING = ("terminating", "draining", "killed", "gone")
 
 

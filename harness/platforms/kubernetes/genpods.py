@@ -29,7 +29,8 @@ class GeneratorPod:
         meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
         ann = meta.get("annotations") or {}
         labels = meta.get("labels") or {}
-        idx = ann.get("batch.kubernetes.io/job-completion-index", labels.get("batch.kubernetes.io/job-completion-index"))
+        key = "batch.kubernetes.io/job-completion-index"
+        idx = ann.get(key, labels.get(key))
         self.name = meta.get("name", "")
         self.index = int(idx) if idx is not None else -1
         self.node = spec.get("nodeName", "")
