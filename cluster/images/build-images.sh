@@ -143,7 +143,7 @@ build_generator() {
       for f in "$BUILD_CACHE"/rootfs/generator-venv-*.tar; do [[ "$f" == "$venv_tar" ]] || rm -f "$f"; done
     fi
     mkdir -p "$root/gen/harness/model" "$root/gen/harness/traffic"
-    (cd "$REPO_DIR" && tar --exclude=__pycache__ -cf - harness/__init__.py harness/errors.py harness/model harness/traffic) \
+    (cd "$REPO_DIR" && tar --exclude=__pycache__ --exclude='*.so' --exclude='*.c' -cf - harness/__init__.py harness/errors.py harness/model harness/traffic) \
       | tar -C "$root/gen" -xf -
     # the image must run the generator: import it with the image's own Python before packing
     env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$root" /bin/sh -c \
