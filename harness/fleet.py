@@ -104,6 +104,8 @@ class GeneratorSession:
         self.job: GeneratorJob | None = None
         self.url = ""
         self.start_ns: int | None = None
+        #: run clock of each step: job_created, pods_answered, clocks_synced, start, stopped, ended
+        self.timing: dict[str, int] = {}
         self._problems: list[str] = []
         self._stops = 0
         self._done = anyio.Event()
@@ -181,8 +183,10 @@ class GeneratorSession:
                          pull_policy=self.sc.kubernetes.image_pull_policy,
                          deadline_s=int(POD_START_DEADLINE_S + 60 + max_d + 120), name=self.job.name)
         await self._call(self.job.create, job)
+        self.timing["job_created"] = self.clock.now()
         update_manifest(self.run_dir, generators=self._describe())
         pods = await self._wait_for_pods()
+        self.timing["pods_answered"] = self.clock.now()
         for p in pods:
             rec = GeneratorRecords(p.index, self.out_dir / f"generator-{p.index:03d}.arrow", now=self.clock.now)
             self.gens.append(Generator(p, rec))
@@ -192,6 +196,7 @@ class GeneratorSession:
         async with anyio.create_task_group() as tg:
             for g in self.gens:
                 tg.start_soon(self._sync_start, g)
+        self.timing["clocks_synced"] = self.clock.now()
         for g in self.gens:
             g.records.set_offset(g.start.offset_ns)
         worst_rtt = max(g.start.rtt_ns for g in self.gens)
@@ -202,7 +207,9 @@ class GeneratorSession:
         update_manifest(self.run_dir, generators=self._describe())
         await anyio.sleep(max(0.0, (self.start_ns - self.clock.now()) / 1e9))
         self._started.set()
+        self.timing["start"] = self.start_ns
         await self._watch()
+        self.timing["ended"] = self.clock.now()
         async with anyio.create_task_group() as tg:
             for g in self.gens:
                 if g.lost is None:
@@ -365,7 +372,7 @@ class GeneratorSession:
                          "lost": g.lost, "figures": g.figures})
         drifts = [g.drift() for g in self.gens if g.drift() is not None]
         return {"count": self.spec.count, "target": self.spec.target, "url": self.url, "image": self.spec.image,
-                "start_ns": self.start_ns,
+                "start_ns": self.start_ns, "timing_s": {k: round(v / 1e9, 3) for k, v in self.timing.items()},
                 "clock_uncertainty_ns": max((d.uncertainty_ns for d in drifts), default=None),
                 "max_clock_uncertainty_ms": self.spec.max_clock_uncertainty_ms,
                 "records": sum(g.records.rows for g in self.gens), "generators": gens,
