@@ -46,6 +46,8 @@ EXCHANGES = 5
 EXCHANGES_MAX = 40
 #: stop exchanging once the offset is known this well (the attribution tolerance is 50 ms)
 GOOD_ENOUGH_NS = 1_000_000
+#: the common end of the schedule is this far after the stop (plus twice the worst round trip)
+STOP_MARGIN_NS = 300_000_000
 POLL_S = 0.25
 #: generators start this long after the start signal is sent (plus twice the worst round trip)
 START_MARGIN_S = 1.0
@@ -104,6 +106,7 @@ class GeneratorSession:
         self.job: GeneratorJob | None = None
         self.url = ""
         self.start_ns: int | None = None
+        self.stop_ns: int | None = None  # the common end of the schedule, once stopped
         #: run clock of each step: job_created, pods_answered, clocks_synced, start, stopped, ended
         self.timing: dict[str, int] = {}
         self._problems: list[str] = []
@@ -266,9 +269,10 @@ class GeneratorSession:
     async def _send_start(self, g: Generator) -> None:
         await self._call(self.job.ask, g.pod.name, "/start", query={"at": str(g.start.to_gen(self.start_ns))})
 
-    async def _send_stop(self, g: Generator) -> None:
+    async def _send_stop(self, g: Generator, at_ns: int | None) -> None:
+        query = {"at": str(g.start.to_gen(at_ns))} if at_ns is not None and g.start is not None else None
         try:
-            await self._call(self.job.ask, g.pod.name, "/stop", timeout=3.0)
+            await self._call(self.job.ask, g.pod.name, "/stop", query=query, timeout=3.0)
         except Exception as exc:  # noqa: BLE001 - it stops at its max duration anyway
             log.info("generator %d: stop not delivered: %s", g.index, exc)
 
@@ -290,11 +294,17 @@ class GeneratorSession:
                               f"{(now - (heard or self.start_ns or now)) / 1e9:.1f} s")
                 if g.lost:
                     log.warning("%s", g.lost)
-            for g in self.gens:
-                if g.done is None and g.lost is None and g.stops_sent < min(self._stops, 2):
-                    g.stops_sent += 1
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._send_stop, g)
+            pending = [g for g in self.gens
+                       if g.done is None and g.lost is None and g.stops_sent < min(self._stops, 2)]
+            if pending:
+                # the first stop: one end time for all (as the start), far enough ahead to reach them all
+                worst_rtt = max((g.start.rtt_ns for g in pending if g.start is not None), default=0)
+                end_at = now + STOP_MARGIN_NS + 2 * worst_rtt if self.stop_ns is None else None
+                self.stop_ns = self.stop_ns or end_at
+                async with anyio.create_task_group() as tg:
+                    for g in pending:
+                        g.stops_sent += 1
+                        tg.start_soon(self._send_stop, g, end_at if g.stops_sent == 1 else None)
             if all(g.done is not None or g.lost is not None for g in self.gens):
                 return
             await anyio.sleep(POLL_S)
@@ -372,7 +382,7 @@ class GeneratorSession:
                          "lost": g.lost, "figures": g.figures})
         drifts = [g.drift() for g in self.gens if g.drift() is not None]
         return {"count": self.spec.count, "target": self.spec.target, "url": self.url, "image": self.spec.image,
-                "start_ns": self.start_ns, "timing_s": {k: round(v / 1e9, 3) for k, v in self.timing.items()},
+                "start_ns": self.start_ns, "stop_ns": self.stop_ns, "timing_s": {k: round(v / 1e9, 3) for k, v in self.timing.items()},
                 "clock_uncertainty_ns": max((d.uncertainty_ns for d in drifts), default=None),
                 "max_clock_uncertainty_ms": self.spec.max_clock_uncertainty_ms,
                 "records": sum(g.records.rows for g in self.gens), "generators": gens,

@@ -16,7 +16,8 @@ Control (through the API server's pod proxy, no Service needed), on
 
     GET /clock         {"t": <this pod's monotonic ns>}  (NTP-style exchange)
     GET /start?at=NS   start the schedule at NS on this pod's clock
-    GET /stop          stop scheduling and drain; a second /stop aborts
+    GET /stop?at=NS    end the schedule at NS (this pod's clock), then drain;
+                       without at (or a second /stop): stop now, then abort
     GET /exit          exit now (after the harness's end-of-run exchange)
 
 The generator's clock is the raw CLOCK_MONOTONIC of its node; the harness
@@ -218,7 +219,17 @@ class Generator:
                 self.start_at.set_result(at)
             return 200, {"t": t, "at": at}
         if u.path == "/stop":
-            self.stop()
+            try:
+                at = int(q["at"][0]) if "at" in q else None
+            except ValueError:
+                return 400, {"error": "stop takes at=<ns on this pod's clock>"}
+            if at is not None and self.stops == 0 and self.engine is not None and at > t:
+                # one end for all generators: the schedule ends at ``at`` (seqs due
+                # before it are still sent), so the merged schedule has no gap
+                self.engine.end_ns = min(self.engine.end_ns, at)
+                self.stops += 1
+            else:
+                self.stop()
             return 200, {"t": t, "stops": self.stops}
         if u.path == "/exit":
             self.exit_now.set()
@@ -228,9 +239,12 @@ class Generator:
         return 404, {"error": f"no {u.path}"}
 
     def stop(self) -> None:
+        """Stop now and drain; any later stop aborts what is in flight."""
         self.stops += 1
         if self.engine is not None:
             self.engine.stop()
+            if self.stops > 1:
+                self.engine.stop()
         elif self.start_at is not None and not self.start_at.done():
             self.start_at.set_result(None)
 
