@@ -30,7 +30,7 @@ import pytest
 
 from harness.model.requests import read_requests_table
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # a run and its one retry: up to 2 x 280 s
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ["--set", "disruption.baselineSeconds=3", "--set", "disruption.settleSeconds=3"]
