@@ -24,6 +24,12 @@ class Ingress(_Model):
     #: serversTransport forwardingTimeouts.idleConnTimeout: how long the proxy keeps an idle
     #: upstream (proxy -> pod) keep-alive connection; Traefik's default is 90 s
     upstream_idle_timeout_seconds: float = Field(90, gt=0, le=3600)
+    #: serversTransport forwardingTimeouts.dialTimeout: how long the proxy waits for a TCP
+    #: connection to a pod; Traefik's default is 30 s (a gone pod's IP can hang a dial that long)
+    dial_timeout_seconds: float = Field(30, gt=0, le=3600)
+    #: forwardingTimeouts.responseHeaderTimeout: how long the proxy waits for a pod's response
+    #: headers; 0 = no limit (Traefik's default)
+    response_header_timeout_seconds: float = Field(0, ge=0, le=3600)
 
 
 class Traffic(_Model):
