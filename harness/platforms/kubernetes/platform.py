@@ -428,6 +428,8 @@ class KubernetesPlatform:
             self._save_ingress_logs()
         for w in self._watches:
             log.info("watch %s: %s", w.resource, w.stats)
+        if self.api is not None and self.sc.disruption.type == "drain":
+            self._uncordon_left()
         if self.api is not None and self.mode == "managed":
             self._delete_created()
         if self._record is not None:
@@ -448,6 +450,23 @@ class KubernetesPlatform:
         access = [x for x in text.splitlines() if '"DownstreamStatus"' in x]
         (out / ACCESS_LOG).write_text("".join(f"{x}\n" for x in access), encoding="utf-8")
         (out / PROXY_LOG).write_text(text, encoding="utf-8")
+
+    def _uncordon_left(self) -> None:
+        """Nodes still marked as cordoned by this run (a drain cut short before
+        its own uncordon): give them back (harness.platforms.kubernetes.drain)."""
+        from harness.platforms.kubernetes.drain import uncordon_marked
+
+        try:
+            done = uncordon_marked(self.api, self.run_label)
+        except KubeError as exc:
+            log.warning("kubernetes: could not check for nodes this run left cordoned: %s "
+                        "(`rollout-harness cleanup` uncordons them)", exc)
+            return
+        for node, _, error in done:
+            if error:
+                log.warning("kubernetes: could not uncordon %s: %s (`rollout-harness cleanup` retries)", node, error)
+            else:
+                log.warning("kubernetes: uncordoned %s, left cordoned by this run's drain", node)
 
     def _delete_created(self) -> None:
         try:
