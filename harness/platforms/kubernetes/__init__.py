@@ -1,7 +1,8 @@
 """The kubernetes platform: the same scenarios on kind or any cluster, with
 the pod lifecycle from the API (see docs/kubernetes.md).
 
-    platform.py       deploy / disrupt / teardown (the Platform seam)
+    platform.py       the Platform seam, watches, log followers, teardown
+    deploy.py         deploy (managed / target), wait until ready, follow a rollout
     client.py         KubeApi: the one narrow seam around the kubernetes client
     watch.py          list + watch with resume, 410 re-list, dedupe
     podtrack.py       Pod objects        -> pod lifecycle steps
