@@ -65,7 +65,7 @@ step "dockerd start" bash "$S/dockerd.sh" start
 step "docker load" bash "$S/load-images.sh" "$node_tar" "$base_tar"
 kind_tests() {  # kind_tests TESTFILE [ENV...]
   env ROLLOUT_HARNESS_KIND_KUBECONFIG="$KUBECONFIG" "${@:2}" \
-    "$PY" -m pytest -m kind "$REPO_DIR/tests/e2e/$1" -q -p no:cacheprovider -ra
+    "$PY" -m pytest -m kind "$REPO_DIR/tests/e2e/$1" -v -p no:cacheprovider -ra --durations=0
 }
 for phase in $KIND_E2E_PHASES; do
   case $phase in
