@@ -13,7 +13,7 @@ SCENARIOS := $(basename $(notdir $(wildcard scenarios/*.yaml)))
 .PHONY: install test bench bench-repeat demo scenario scenarios clean help
 
 help:
-	@echo "make install          create .venv and install rollout-harness (+ test deps)"
+	@echo "make install          create .venv, install rollout-harness (+ test deps), build the engine hot path"
 	@echo "make test             run the tests (no cluster needed; e2e tests skip with a reason)"
 	@echo "make demo             best-practice vs no-prestop on the local platform, then a comparison"
 	@echo "make demo ALL=1       best-practice vs every shipped mistake (about 5 minutes)"
@@ -28,14 +28,20 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,corpus]'
+	$(PY) -m pip install --quiet -e '.[test,corpus,fast]'
 	@touch $@
 
-install: $(STAMP)
+# The engine's compiled hot path (harness/traffic/hotpath.pyx, Cython from PyPI), when a
+# C compiler is there; without one the engine runs its pure-Python path (docs/engine.md).
+HOTPATH := harness/traffic/hotpath$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+$(HOTPATH): harness/traffic/hotpath.pyx harness/traffic/plainhttp.pxi $(STAMP)
+	@$(PY) scripts/build_hotpath.py
+
+install: $(STAMP) $(HOTPATH)
 
 # The ingress runs in the suite need Traefik, built from the Go module proxy:
 # built here when Go is installed; without Go those tests skip, naming the fix.
-test: $(STAMP)
+test: install
 	@if command -v go >/dev/null; then $(MAKE) --no-print-directory traefik; \
 	 else echo "note: no Go toolchain: the ingress (Traefik) runs will skip; install Go, then make traefik"; fi
 	$(PY) -m pytest -q
@@ -46,19 +52,19 @@ test: $(STAMP)
 traefik:
 	@bash proxy/build.sh >/dev/null
 
-bench: $(STAMP)
+bench: install
 	$(PY) bench/run.py
 
-bench-repeat: $(STAMP)
+bench-repeat: install
 	$(PY) bench/repeat.py
 
-demo: $(STAMP)
+demo: install
 	$(PY) scripts/demo.py $(if $(ALL),--all)
 
-scenario: $(STAMP)
+scenario: install
 	$(VENV)/bin/rollout-harness run scenarios/$(S).yaml --platform $(PLATFORM)
 
-scenarios: $(STAMP)
+scenarios: install
 	@rc=0; for s in $(SCENARIOS); do \
 	  $(VENV)/bin/rollout-harness run scenarios/$$s.yaml --platform $(PLATFORM) || rc=$$?; \
 	done; echo "last non-zero exit: $$rc (failing gates are expected for the mistake scenarios)"

@@ -96,11 +96,16 @@ def run_wrk(url: str, seconds: float, conns: int) -> tuple[float, float]:
     return rps, cpu / (rps * seconds) * 1e6
 
 
-def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Path, tag: str) -> tuple[dict, float]:
+def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Path, tag: str,
+               pure: bool = False, workers: int = 1, cpu: int | None = 1) -> tuple[dict, float]:
+    """``pure``: the engine's pure-Python path (ROLLOUT_HARNESS_PURE_PYTHON=1) instead of
+    the compiled one; ``cpu`` None: not pinned (the workers comparison)."""
     out = workdir / tag
-    subprocess.run(pinned(1, [PY, "-m", "harness", "load", url, "--rate", str(rate), "--duration", str(seconds),
-                              "--connections", str(conns), "--out", str(out)]),
-                   capture_output=True, text=True)
+    argv = [PY, "-m", "harness", "load", url, "--rate", str(rate), "--duration", str(seconds),
+            "--connections", str(conns), "--workers", str(workers), "--out", str(out)]
+    env = {**os.environ, "ROLLOUT_HARNESS_PURE_PYTHON": "1" if pure else "0"}
+    subprocess.run(pinned(cpu, argv) if cpu is not None else (["chrt", "-f", "20"] if RT else []) + argv,
+                   capture_output=True, text=True, env=env)
     summary = json.loads((out / "summary.json").read_text())
     generator = json.loads((out / "manifest.json").read_text())["generator"]
     shutil.rmtree(out, ignore_errors=True)
@@ -109,11 +114,21 @@ def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Pa
     return summary, generator["cpu_s"] / max(summary["total"], 1) * 1e6
 
 
+def hot_path() -> str:
+    """Which engine path `load` runs here: compiled (make install built it) or pure Python."""
+    probe = subprocess.run([PY, "-c", "from harness.traffic import connections as c; print(c.HOTPATH is not None)"],
+                           capture_output=True, text=True, cwd=ROOT)
+    return "compiled (harness/traffic/hotpath.pyx)" if probe.stdout.strip() == "True" else \
+        "pure Python (no compiled hot path: make install builds it when a C compiler is there)"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
     ap.add_argument("--rates", default=os.environ.get("BENCH_RATES", "5000,10000,20000"))
+    ap.add_argument("--workers-rounds", type=int, default=int(os.environ.get("BENCH_WORKERS_ROUNDS", 3)),
+                    help="rounds of the 1-vs-2-workers closed loop (0: skip)")
     ap.add_argument("--skip-analysis", action="store_true")
     args = ap.parse_args()
 
@@ -135,21 +150,28 @@ def main() -> int:
         print(f"# engine vs wrk: nginx on CPU 0, generator on CPU 1, 50 keep-alive connections, "
               f"{args.seconds:g} s x {args.rounds} rounds (median){', SCHED_FIFO 20' if RT else ''}; "
               f"load average before: {os.getloadavg()[0]:.2f}")
-        wrk, eng = [], []
+        print(f"# engine hot path: {hot_path()}; the pure-Python path runs in the same rounds")
+        wrk, eng, pure = [], [], []
         for r in range(args.rounds):
             wrk.append(run_wrk(url, args.seconds, 50))
             s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
             eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
+            p, pus = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"pure-{r}", pure=True)
+            pure.append((p["achieved_rate"], pus))
             print(f"  round {r + 1}: wrk {wrk[-1][0]:,.0f} req/s ({wrk[-1][1]:.2f} us CPU/req) | engine "
-                  f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed)",
-                  flush=True)
+                  f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed) "
+                  f"| pure Python {pure[-1][0]:,.0f} req/s ({pus:.2f} us CPU/req)", flush=True)
         w_rps = statistics.median(x[0] for x in wrk)
         w_cpu = statistics.median(x[1] for x in wrk)
         e_rps = statistics.median(x[0] for x in eng)
         e_cpu = statistics.median(x[1] for x in eng)
+        p_rps = statistics.median(x[0] for x in pure)
+        p_cpu = statistics.median(x[1] for x in pure)
         print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
         print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
         print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
+        print(f"pure     {p_rps:>10,.0f} req/s   {p_cpu:6.2f} us CPU/request: {p_rps / w_rps:.2f} x wrk "
+              "(the fallback without a C compiler)")
         print("\n# open loop, one worker, 50 connections")
         print(f"{'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'dropped':>8}")
         for rate in [float(x) for x in args.rates.split(",") if x]:
@@ -158,6 +180,25 @@ def main() -> int:
             lag = s["send_lag_ms"]
             print(f"{rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% {lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms "
                   f"{lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+        if args.workers_rounds:
+            # Workers: the same closed loop from 1 and from 2 engine processes, unpinned (nginx
+            # keeps CPU 0): on a 2-core machine the second worker shares a core with nginx,
+            # so this shows what the machine allows, not the engine's scaling alone.
+            print(f"\n# workers: closed loop, 50 connections per worker, unpinned, {args.workers_rounds} rounds "
+                  f"(median); load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+            by_n: dict[int, list[float]] = {1: [], 2: []}
+            cpu_n: dict[int, list[float]] = {1: [], 2: []}
+            for r in range(args.workers_rounds):
+                for n in (1, 2):
+                    s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
+                                       workers=n, cpu=None)
+                    by_n[n].append(s["achieved_rate"])
+                    cpu_n[n].append(us)
+                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req) | "
+                      f"2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us CPU/req, both)", flush=True)
+            one, two = statistics.median(by_n[1]), statistics.median(by_n[2])
+            print(f"2 workers / 1 worker: {two / one:.2f} x throughput; engine CPU per request "
+                  f"{statistics.median(cpu_n[2]) / statistics.median(cpu_n[1]):.2f} x")
     finally:
         os.killpg(srv.pid, signal.SIGTERM)
         try:

@@ -56,15 +56,36 @@ def manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "manifest.json").read_text())
 
 
-def replica_pids(run_dir: Path) -> list[int]:
-    return [e["detail"]["pid"] for e in read_events(run_dir) if e["kind"] == "container_started"]
+class Replica(int):
+    """A replica's pid that knows its pod's port: under load the pid space
+    wraps (pid_max 32768), so a pid alone may name another process later."""
+
+    port: int | None = None
+
+    def __new__(cls, pid: int, port: int | None = None):
+        self = super().__new__(cls, pid)
+        self.port = port
+        return self
+
+
+def replica_pids(run_dir: Path) -> list[Replica]:
+    return [Replica(e["detail"]["pid"], e["detail"].get("port")) for e in read_events(run_dir)
+            if e["kind"] == "container_started"]
 
 
 def alive(pid: int) -> bool:
+    """The process lives (not a zombie) and, for a Replica, is still that pod's
+    replica (its environment has the pod's PORT), not a later reuse of the pid."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        port = getattr(pid, "port", None)
+        if port is None:
+            return True
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"PORT={port}".encode() in f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
         return False
 
 

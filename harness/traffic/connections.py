@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
+import os
 
 from harness.model.outcome import OUTCOME_CODE, Outcome, outcome_for_status
 from harness.traffic.classify import classify_error
 from harness.traffic.http1 import Conn
+
+# The compiled hot path (harness/traffic/hotpath.pyx, built by `make install`):
+# the same Conn with the closed loop's row and next request done in C. Without
+# it, or with ROLLOUT_HARNESS_PURE_PYTHON=1, connections are http1.Conn.
+try:
+    if os.environ.get("ROLLOUT_HARNESS_PURE_PYTHON") == "1":
+        raise ImportError("ROLLOUT_HARNESS_PURE_PYTHON=1")
+    from harness.traffic import hotpath as HOTPATH
+except ImportError:
+    HOTPATH = None
 
 _OK = OUTCOME_CODE[Outcome.OK]
 _DROPPED = OUTCOME_CODE[Outcome.DROPPED]
@@ -77,8 +88,9 @@ class ConnectionSide:
             # The dial starts now: waiting for the route is the harness's lag (send lag),
             # never connect time, so a busy harness does not look like a slow service.
             sent = self._now()
-        conn = Conn(self, conn_id, route.pod, keepalive, pod_header_needles=self.target.pod_header_needles,
-                    pod_names=self.pod_names)
+        conn = self._conn_class(self, conn_id, route.pod, keepalive,
+                                pod_header_needles=self.target.pod_header_needles, pod_names=self.pod_names,
+                                chain=self._chain if keepalive else None)
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 await self._loop.create_connection(lambda: conn, route.host, route.port)

@@ -32,6 +32,7 @@ from harness.model.outcome import OUTCOME_CODE, Outcome
 from harness.model.requests import RequestWriter
 from harness.model.routing import Resolver, StaticResolver
 from harness.traffic.config import EngineConfig, EngineResult, LiveStats
+from harness.traffic import connections
 from harness.traffic.connections import ConnectionSide
 from harness.traffic.http1 import Conn, Target
 from harness.traffic.schedule import scheduled_ns, uses_new_connection
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Engine", "EngineConfig", "EngineResult", "LiveStats"]
 
+_OK = OUTCOME_CODE[Outcome.OK]
 _DROPPED = OUTCOME_CODE[Outcome.DROPPED]
 _READ_TIMEOUT = OUTCOME_CODE[Outcome.READ_TIMEOUT]
 
@@ -87,6 +89,10 @@ class Engine(ConnectionSide):
         self._pump_timer = None
         self._read_timeout_ns = int(config.read_timeout * 1e9)
         self._new_ratio = config.new_connection_ratio
+        # the compiled connection when built (harness.traffic.hotpath), else http1.Conn
+        self._hotpath = connections.HOTPATH
+        self._conn_class = self._hotpath.Conn if self._hotpath is not None else Conn
+        self._chain = None  # hotpath.Chain on a closed loop of keep-alive connections
         self.start_ns = 0
         self.end_ns = 0
 
@@ -102,6 +108,11 @@ class Engine(ConnectionSide):
         self._seq = self.worker
         self._interval = 1e9 / cfg.rate if cfg.rate > 0 else 0.0
         self._next_sched = self._sched(self._seq) if cfg.rate > 0 else self.start_ns
+        if self._hotpath is not None and cfg.rate == 0 and not self._new_ratio:
+            self._chain = self._hotpath.Chain(
+                step=self.workers, read_timeout_ns=self._read_timeout_ns, anchor=self._anchor, waiting=self._waiting,
+                mono=self._mono, prefix=self.target.prefix, suffix=self.target.suffix_keepalive, writer=self.writer,
+                live=self.live, ok_code=_OK)
         delay = max(0.0, (self.start_ns - now) / 1e9)
         self._pump_timer = loop.call_later(delay, self._pump)
         self._every(cfg.flush_interval, self._flush_tick)
@@ -130,6 +141,8 @@ class Engine(ConnectionSide):
             self._abort_all()
             return
         self._stopping = True
+        if self._chain is not None:
+            self._chain.open = False
         if self.end_ns > self._now():
             self.end_ns = self._now()
         if self._pump_timer is not None:
@@ -273,6 +286,8 @@ class Engine(ConnectionSide):
 
     def _shutdown(self) -> None:
         self._stopping = True  # nothing is issued any more, whatever ends the run (a cancel included)
+        if self._chain is not None:
+            self._chain.open = False
         for t in self._timers:
             t.cancel()
         if self._pump_timer is not None:

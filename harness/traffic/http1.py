@@ -79,7 +79,9 @@ class Conn:
     )
 
     def __init__(self, owner: ConnOwner, conn_id: int, route_pod: str | None, keepalive: bool, *,
-                 pod_header_needles: tuple[bytes, bytes], pod_names: dict[bytes, str]):
+                 pod_header_needles: tuple[bytes, bytes], pod_names: dict[bytes, str], chain=None):
+        # ``chain``: the compiled Conn's closed-loop path (harness.traffic.hotpath);
+        # here the owner's conn_done does that work, so it is not kept
         self.owner = owner
         self.transport = None
         self.parser = httptools.HttpResponseParser(self)

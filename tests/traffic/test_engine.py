@@ -12,6 +12,7 @@ import errno
 from harness.model.requests import read_requests
 from harness.model.routing import Route
 from harness.traffic.engine import Engine, EngineConfig
+from harness.traffic.http1 import Target
 from tests.traffic.fakenet import LoopClock, Server, run_virtual
 
 MS = 1_000_000
@@ -200,3 +201,31 @@ def test_a_waiter_is_never_sent_after_waiting_longer_than_the_read_timeout(tmp_p
     assert list(df.outcome) == ["read_timeout", "dropped", "dropped"]
     assert ms(df.ended_ns) == [78.125] * 3 and list(df.sent_ns[1:]) == [-1, -1]
     assert server.dials == 1
+
+
+def test_the_closed_loop_sends_the_bytes_target_builds(tmp_path):
+    """Closed loop, 1 connection, answers in 1 ms, 5 ms: seqs 0..4, each request
+    byte for byte Target's keep-alive request for its seq."""
+    server = Server(delay_s=0.001)
+    _, df, _ = run(tmp_path, server, rate=0, duration=0.005, connections=1)
+    target = Target(URL)
+    assert list(df.seq) == [0, 1, 2, 3, 4]
+    assert server.requests == [target.keepalive_request(s) for s in range(5)]
+
+
+class Alternating(Server):
+    """Answers with pod-a, pod-b, pod-b, pod-a, ... on the one connection."""
+
+    PODS = [b"pod-a", b"pod-b", b"pod-b", b"pod-a", b"pod-ab", b"pod-a"]
+
+    def on_request(self, transport, data):
+        pod = self.PODS[(len(self.requests) - 1) % len(self.PODS)]
+        body = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pod-Name: " + pod + b"\r\n\r\nok"
+        transport.loop.call_later(0.001, transport.respond, body)
+
+
+def test_each_response_records_its_own_pod_when_the_pod_changes_on_a_connection(tmp_path):
+    """Closed loop, 1 connection, 6 ms: six responses naming pod-a, pod-b, pod-b,
+    pod-a, pod-ab, pod-a; each row has the pod of its own response."""
+    _, df, _ = run(tmp_path, Alternating(), rate=0, duration=0.006, connections=1)
+    assert list(df.pod) == ["pod-a", "pod-b", "pod-b", "pod-a", "pod-ab", "pod-a"]
