@@ -4,7 +4,8 @@
 #   make kind-load    build the sample app's image and load it into the cluster
 #   make kind-demo    best-practice and no-prestop on the cluster, then cleanup
 #   make kind-down    delete the cluster
-#   make kind-e2e     all of the above, executed on this machine (docker and kind set up by the project)
+#   make kind-e2e     all of the above, executed on this machine (docker and kind set up by the project),
+#                     then the node drains on a multi-node kind cluster (docs/kind.md)
 KIND          ?= kind
 # The node image: empty means kind's own default (what users get). make
 # kind-e2e sets the image it builds locally (deploy/kind/scripts, docs/kind.md).
@@ -26,7 +27,8 @@ kind-help:
 	@echo "make kind-demo        best-practice + no-prestop on kind (PLATFORM=kubernetes), then cleanup"
 	@echo "make kind-down        delete the kind cluster"
 	@echo "make kind-e2e         set up dockerd+kind+images here (cached), kind-up, kind-load, best-practice and"
-	@echo "                      no-prestop on kind, kind-down, stop dockerd; fails if the host is not as found"
+	@echo "                      no-prestop on kind, then the node drains on a 3-node kind cluster, kind-down, stop"
+	@echo "                      dockerd; fails if the host is not as found (KIND_E2E_PHASES=\"single multi\")"
 
 kind-up:
 	@command -v $(KIND) >/dev/null || { echo "kind not found: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"; exit 2; }

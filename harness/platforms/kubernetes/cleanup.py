@@ -1,4 +1,6 @@
-"""Find and delete what killed runs left on a cluster, by label only."""
+"""Find and delete what killed runs left on a cluster, by label only; and
+give back the nodes a killed drain left cordoned, found by their mark
+(harness.platforms.kubernetes.drain.CORDONED_BY)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ OBJECT_KINDS = ("deployments", "services", "poddisruptionbudgets",
 
 
 class Leftover(NamedTuple):
-    resource: str  # "namespaces" or a namespaced resource
+    resource: str  # "namespaces", "nodes" (cordoned by a run: uncordoned) or a namespaced resource
     namespace: str
     name: str
     run: str
 
     def __str__(self) -> str:
-        where = f"{self.resource}/{self.name}" if self.resource == "namespaces" \
+        where = f"{self.resource}/{self.name}" if self.resource in ("namespaces", "nodes") \
             else f"{self.resource}/{self.name} in {self.namespace}"
         return where + (f" (run {self.run})" if self.run else "")
 
@@ -51,11 +53,27 @@ def find_leftovers(api: KubeApi, *, namespace: str | None = None, run_id: str | 
     return out
 
 
+def find_cordoned(api: KubeApi, *, run_id: str | None = None) -> list[Leftover]:
+    """Nodes a run cordoned and never uncordoned (killed mid-drain)."""
+    from harness.platforms.kubernetes.drain import cordoned_by
+
+    out = []
+    for node in api.list_nodes():
+        by = cordoned_by(node)
+        if by is not None and (run_id is None or by == run_id):
+            out.append(Leftover("nodes", "", node["metadata"]["name"], by))
+    return out
+
+
 def delete_leftovers(api: KubeApi, leftovers: list[Leftover]) -> list[tuple[Leftover, str]]:
     failed = []
     for item in leftovers:
         try:
-            if item.resource == "namespaces":
+            if item.resource == "nodes":
+                from harness.platforms.kubernetes.drain import UNCORDON_PATCH
+
+                api.patch_node(item.name, UNCORDON_PATCH)
+            elif item.resource == "namespaces":
                 api.delete_namespace(item.name)
             else:
                 api.delete(item.resource, item.namespace, item.name)

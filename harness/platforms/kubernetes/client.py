@@ -88,6 +88,8 @@ class KubeApi(Protocol):
                       subresource: str = "") -> tuple[bool, str]:
         """(allowed, reason) from a SelfSubjectAccessReview."""
     def version(self) -> dict[str, Any]: ...
+    def get_node(self, name: str) -> dict[str, Any]: ...
+    def list_nodes(self) -> list[dict[str, Any]]: ...
     def patch_node(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """Strategic merge patch of a node (cordon: spec.unschedulable)."""
     def evict(self, namespace: str, pod: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +294,12 @@ class RestKube:
 
     def version(self):
         return self._call("GET", "/version", timeout=(5, 10))
+
+    def get_node(self, name):
+        return self._call("GET", f"/api/v1/nodes/{quote(name)}")
+
+    def list_nodes(self):
+        return self._call("GET", "/api/v1/nodes").get("items") or []
 
     def patch_node(self, name, body):
         return self._call("PATCH", f"/api/v1/nodes/{quote(name)}", body=body,

@@ -271,6 +271,8 @@ class KubernetesPlatform(ClusterDeployment):
             self._save_ingress_logs()
         for w in self._watches:
             log.info("watch %s: %s", w.resource, w.stats)
+        if self.api is not None and self.sc.disruption.type == "drain":
+            self._uncordon_left()
         if self.api is not None and self.mode == "managed":
             self._delete_created()
         if self._record is not None:
@@ -295,6 +297,23 @@ class KubernetesPlatform(ClusterDeployment):
         followed = None if self.ingress_log is None else self.ingress_log.path
         if followed is not None and followed.exists():
             followed.unlink()  # its text is in PROXY_LOG now
+
+    def _uncordon_left(self) -> None:
+        """Nodes still marked as cordoned by this run (a drain cut short before
+        its own uncordon): give them back (harness.platforms.kubernetes.drain)."""
+        from harness.platforms.kubernetes.drain import uncordon_marked
+
+        try:
+            done = uncordon_marked(self.api, self.run_label)
+        except KubeError as exc:
+            log.warning("kubernetes: could not check for nodes this run left cordoned: %s "
+                        "(`rollout-harness cleanup` uncordons them)", exc)
+            return
+        for node, _, error in done:
+            if error:
+                log.warning("kubernetes: could not uncordon %s: %s (`rollout-harness cleanup` retries)", node, error)
+            else:
+                log.warning("kubernetes: uncordoned %s, left cordoned by this run's drain", node)
 
     def _delete_created(self) -> None:
         try:

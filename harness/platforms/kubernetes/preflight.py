@@ -52,8 +52,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "pods", ("delete",), modes=("managed",), generators_only=True),
 )
 
-#: cluster-scoped, only for a node drain: cordon and uncordon (spec.unschedulable)
-DRAIN_NODE_VERBS = ("patch",)
+#: cluster-scoped, only for a node drain: read a node before cordoning it (one cordoned
+#: already is left as found), cordon and uncordon it (spec.unschedulable and the
+#: cordoned-by mark), list nodes to find what a cut-short drain left marked
+DRAIN_NODE_VERBS = ("get", "list", "patch")
 
 #: cluster-scoped, only when the harness creates a namespace per run
 NAMESPACE_VERBS = ("create", "delete", "list")
