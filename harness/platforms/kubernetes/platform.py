@@ -76,6 +76,7 @@ class KubernetesPlatform(ClusterDeployment):
         self._followers: dict[tuple[str, str], LogFollower] = {}
         self._record = None
         self._torn_down = False
+        self._rollouts = 0  # disrupt() calls so far (run --repeat rolls one Deployment out again)
         self._notes: list[str] = []
         self._changes: list[str] = []  # what applying the user's manifests changed in them
         self._progress = ""
@@ -105,8 +106,11 @@ class KubernetesPlatform(ClusterDeployment):
 
     @property
     def repeatable_disrupt(self) -> bool:
-        """run --repeat redeploys per rollout here (logs are collected at teardown)."""
-        return False
+        """run --repeat rolls one Deployment out again and again (each later
+        rollout also sets the restart annotation, as `kubectl rollout
+        restart` does); a drain leaves its nodes cordoned, and the ingress
+        proxy's access log is read at teardown: a Deployment per rollout."""
+        return self.sc.disruption.type in ("rollingUpdate", "restart") and self.sc.traffic.via != "ingress"
 
     def describe(self) -> dict[str, Any]:
         """For the run manifest: where the run happened and what the watches saw."""
@@ -164,7 +168,9 @@ class KubernetesPlatform(ClusterDeployment):
             return
         old = self.pods.live_pods()
         since = self.clock.now()
-        patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
+        patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now(),
+                                        again=self._rollouts > 0)
+        self._rollouts += 1
         self.events.emit(self.clock.now(), "", K.ROLLOUT_STARTED, SourceKind.HARNESS,
                          type=self.sc.disruption.type, patch=patch)
         dep = await self._call(self.api.patch, "deployments", self.namespace, self.deployment, patch)
