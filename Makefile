@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 # The engine's compiled hot path (harness/traffic/hotpath.pyx, Cython from PyPI), when a
 # C compiler is there; without one the engine runs its pure-Python path (docs/engine.md).
 HOTPATH := harness/traffic/hotpath$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
-$(HOTPATH): harness/traffic/hotpath.pyx $(STAMP)
+$(HOTPATH): harness/traffic/hotpath.pyx harness/traffic/plainhttp.pxi $(STAMP)
 	@$(PY) scripts/build_hotpath.py
 
 install: $(STAMP) $(HOTPATH)

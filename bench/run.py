@@ -187,15 +187,18 @@ def main() -> int:
             print(f"\n# workers: closed loop, 50 connections per worker, unpinned, {args.workers_rounds} rounds "
                   f"(median); load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
             by_n: dict[int, list[float]] = {1: [], 2: []}
+            cpu_n: dict[int, list[float]] = {1: [], 2: []}
             for r in range(args.workers_rounds):
                 for n in (1, 2):
-                    s, _ = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
-                                      workers=n, cpu=None)
+                    s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
+                                       workers=n, cpu=None)
                     by_n[n].append(s["achieved_rate"])
-                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s | 2 workers {by_n[2][-1]:,.0f} req/s",
-                      flush=True)
+                    cpu_n[n].append(us)
+                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req) | "
+                      f"2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us CPU/req, both)", flush=True)
             one, two = statistics.median(by_n[1]), statistics.median(by_n[2])
-            print(f"2 workers / 1 worker: {two / one:.2f} x")
+            print(f"2 workers / 1 worker: {two / one:.2f} x throughput; engine CPU per request "
+                  f"{statistics.median(cpu_n[2]) / statistics.median(cpu_n[1]):.2f} x")
     finally:
         os.killpg(srv.pid, signal.SIGTERM)
         try:

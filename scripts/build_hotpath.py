@@ -20,11 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "harness" / "traffic" / "hotpath.pyx"
+SOURCES = (SOURCE, SOURCE.with_name("plainhttp.pxi"))  # the .pxi is included by the .pyx
 TARGET = SOURCE.with_name("hotpath" + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
 def built() -> bool:
-    return TARGET.exists() and TARGET.stat().st_mtime >= SOURCE.stat().st_mtime
+    return TARGET.exists() and all(TARGET.stat().st_mtime >= s.stat().st_mtime for s in SOURCES)
 
 
 def build() -> str | None:
@@ -45,10 +46,15 @@ def build() -> str | None:
             modules = cythonize([ext], build_dir=tmp, quiet=True, language_level=3)
             dist = Distribution({"name": "hotpath", "ext_modules": modules})
             cmd = dist.get_command_obj("build_ext")
-            cmd.inplace = True
             cmd.build_temp = tmp
+            cmd.build_lib = str(Path(tmp) / "lib")
             cmd.ensure_finalized()
             cmd.run()
+            # a rename, never a rewrite in place: a running engine has the old file mapped
+            built_file = Path(cmd.get_ext_fullpath(ext.name))
+            staged = TARGET.with_name(TARGET.name + ".new")
+            shutil.copy2(built_file, staged)
+            os.replace(staged, TARGET)
         except Exception as exc:  # noqa: BLE001 - a failed build leaves the pure-Python path
             return f"build failed: {exc}"
         finally:

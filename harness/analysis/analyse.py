@@ -105,6 +105,14 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     return out
 
 
+def clock_uncertainty_ns(manifest: dict[str, Any]) -> int:
+    """How far the requests' times may be off the run clock: 0 for the
+    harness's own engine; for generator pods, the worst uncertainty of their
+    clock offsets (harness.fleet), which widens the attribution tolerance."""
+    gens = manifest.get("generators") or {}
+    return int(gens.get("clock_uncertainty_ns") or 0)
+
+
 def unobserved(run: RunData, pods: dict[str, PodLife]) -> list[str]:
     """Why the run did not see the whole disruption: the platform said so
     (manifest ``observation``), or a pod deleted during the run has no end
@@ -192,7 +200,8 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     infer_prestop_end(pods, spec.prestop.seconds if spec.prestop else None)
     failed_mask = np.isin(req["code"].to_numpy(), SERVICE_FAILURE_CODES)
     att = attribution.attribute(req, pods, failed_mask,
-                                ready_means_listening=spec.readiness_kind in ("httpGet", "tcpSocket"))
+                                ready_means_listening=spec.readiness_kind in ("httpGet", "tcpSocket"),
+                                tol_ns=attribution.TOL_NS + clock_uncertainty_ns(run.manifest))
     traffic = chains_mod.pod_traffic(req, att)
     chains = chains_mod.termination_chains(pods, traffic, spec)
 

@@ -35,10 +35,21 @@ def _hop_lags(p) -> dict[str, float | None]:
             "ingress": secs(p.ingress_removed - d) if p.ingress_removed is not None and d is not None else None}
 
 
+def routed_at(ctx: Context) -> np.ndarray:
+    """When the proxy picked the upstream of each failed request: the send
+    time of a request its access log traced (the proxy chooses the pod as the
+    request arrives), not when it failed, which for a dial that timed out
+    is the proxy's dial timeout later."""
+    t = ctx.att["t_ns"].to_numpy()
+    sent = ctx.att["sent_ns"].to_numpy()
+    logged = ctx.att["how"].to_numpy(dtype=object) == "ingress-log"
+    return np.where(logged & (sent >= 0), sent, t)
+
+
 def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
     if not via_ingress(ctx.req):
         return None
-    t = ctx.att["t_ns"].to_numpy()
+    t = routed_at(ctx)
     mask = np.zeros(len(t), dtype=bool)
     per_pod: dict[str, dict[str, Any]] = {}
     for p in ctx.pods.values():
@@ -87,17 +98,28 @@ def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
 
 
 def _keepalive_timeout_s(ctx: Context) -> float | None:
-    raw = ctx.scenario.app.env.get("KEEPALIVE_TIMEOUT")
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
+    """The app's keep-alive idle timeout (sample app KEEPALIVE_TIMEOUT), the
+    shorter of the running version's and the version the rollout ships."""
+    found = []
+    for env in (ctx.scenario.app.env, ctx.scenario.disruption.change.env or {}):
+        try:
+            found.append(float(env["KEEPALIVE_TIMEOUT"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return min(found) if found else None
+
+
+#: Go's transport error when a reused upstream connection turned out closed by the
+#: server; Traefik maps it to 500 (not a net.Error, not io.EOF: ComputeStatusCode)
+CLOSED_IDLE = "server closed idle connection"
+#: the proxy's error texts for a request on a connection the server had closed
+CLOSED_CONN = (CLOSED_IDLE, "EOF", "reset by peer", "broken pipe")
 
 
 def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
     if not via_ingress(ctx.req) or not len(ctx.att):
         return None
-    t = ctx.att["t_ns"].to_numpy()
+    t = routed_at(ctx)
     status = ctx.req.loc[ctx.att.index, "proxy_status"].fillna(0).to_numpy()
     logged = ctx.att["how"].to_numpy(dtype=object) == "ingress-log"
     serving = np.zeros(len(t), dtype=bool)
@@ -105,14 +127,20 @@ def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
         stop = [x for x in (p.stop_signal, p.not_accepting_from) if x is not None]
         rows = ctx.pod_of == p.name
         serving |= rows & (t < (min(stop) - TOL_NS if stop else np.iinfo(np.int64).max))
-    mask = ctx.free & logged & (status == 502) & serving
+    # the race's answers: 502 (EOF, connection reset) and, when the proxy's log says
+    # so, 500 for Go's "server closed idle connection" on a request it may not replay
+    errors = dict(ctx.req.attrs.get("proxy_errors") or {})
+    closed_idle = any(CLOSED_IDLE in k for k in errors)
+    if errors and not any(any(w in k for w in CLOSED_CONN) for k in errors):
+        return None  # the proxy says why it failed, and no failure was on a closed connection
+    mask = ctx.free & logged & ((status == 502) | ((status == 500) & closed_idle)) & serving
     if not mask.any():
         return None
     got = claim(ctx, mask)
     idle = ctx.scenario.traffic.ingress.upstream_idle_timeout_seconds
     app = _keepalive_timeout_s(ctx)
-    errors = dict(ctx.req.attrs.get("proxy_errors") or {})
-    cause = (f"The proxy answered 502 to {len(got)} requests while their upstream pod was serving normally: it "
+    codes = "502" + (" or 500" if closed_idle else "")
+    cause = (f"The proxy answered {codes} to {len(got)} requests while their upstream pod was serving normally: it "
              f"sent them on pooled keep-alive connections the pod had already closed"
              + (f" (the app closes idle connections after {app:g} s, the proxy keeps them {idle:g} s)" if app else
                 f" (the proxy keeps idle upstream connections {idle:g} s)")

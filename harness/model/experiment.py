@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.model.generators import Generators
 from harness.model.podspec import App, _Model
 
 
@@ -23,6 +24,12 @@ class Ingress(_Model):
     #: serversTransport forwardingTimeouts.idleConnTimeout: how long the proxy keeps an idle
     #: upstream (proxy -> pod) keep-alive connection; Traefik's default is 90 s
     upstream_idle_timeout_seconds: float = Field(90, gt=0, le=3600)
+    #: serversTransport forwardingTimeouts.dialTimeout: how long the proxy waits for a TCP
+    #: connection to a pod; Traefik's default is 30 s (a gone pod's IP can hang a dial that long)
+    dial_timeout_seconds: float = Field(30, gt=0, le=3600)
+    #: forwardingTimeouts.responseHeaderTimeout: how long the proxy waits for a pod's response
+    #: headers; 0 = no limit (Traefik's default)
+    response_header_timeout_seconds: float = Field(0, ge=0, le=3600)
 
 
 class Traffic(_Model):
@@ -41,6 +48,8 @@ class Traffic(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     pod_header: str = "X-Pod-Name"
     workers: int = Field(1, ge=1, le=64)
+    #: in-cluster generator pods (kubernetes platform; harness.model.generators, docs/generators.md)
+    generators: Generators | None = None
 
     @field_validator("path")
     @classmethod

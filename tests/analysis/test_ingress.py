@@ -133,6 +133,26 @@ def test_a_502_from_a_serving_pod_is_an_upstream_keepalive_mismatch(tmp_path):
     assert f["evidence"]["app_keepalive_timeout_s"] == 1.0 and f["evidence"]["upstream_idle_timeout_s"] == 90
 
 
+def test_the_proxys_500_for_a_closed_idle_connection_counts_when_its_log_says_so(tmp_path):
+    """Go's transport answers a non-replayable request on a reused connection
+    the server closed with "server closed idle connection", which Traefik turns
+    into 500; the app's keep-alive timeout may come with the rollout's change."""
+    run = IngressRun(tmp_path / "r")
+    run.b.scenario["disruption"]["change"]["env"]["KEEPALIVE_TIMEOUT"] = "0.5"
+    steady(run)
+    run.proxy_error(2.5, "api-a2", status=500)
+    run.proxy_error(3.5, "api-b1")
+    d = run.write()
+    a = analyse(d)
+    f = next(f for f in a.findings if f["rule"] == "upstream-keepalive")
+    assert f["failures"] == 1, "a 500 without the proxy saying why is not claimed"
+    (d / "ingress" / "traefik.log").write_text(json.dumps(
+        {"level": "debug", "message": "500 Internal Server Error", "error": "http: server closed idle connection"}) + "\n")
+    f = next(f for f in analyse(d).findings if f["rule"] == "upstream-keepalive")
+    assert f["failures"] == 2 and f["evidence"]["app_keepalive_timeout_s"] == 0.5
+    assert "502 or 500" in f["cause"]
+
+
 def test_retries_absorbed_are_counted_without_failures(tmp_path):
     run = IngressRun(tmp_path / "r", retries=3)
     steady(run, until=4.0)

@@ -66,8 +66,21 @@ def static_args(*, web: str, api: str, provider: list[str], log_dir: str | None)
     return args
 
 
+def _ms(seconds: float) -> str:
+    return f"{int(round(seconds * 1000))}ms"
+
+
 def idle_timeout(opts: Ingress) -> str:
-    return f"{int(round(opts.upstream_idle_timeout_seconds * 1000))}ms"
+    return _ms(opts.upstream_idle_timeout_seconds)
+
+
+def forwarding_timeouts(opts: Ingress) -> dict[str, str]:
+    """serversTransport ``forwardingTimeouts`` (Traefik's names) for the run's
+    upstream transport; a zero response-header timeout is left out (no limit)."""
+    out = {"idleConnTimeout": idle_timeout(opts), "dialTimeout": _ms(opts.dial_timeout_seconds)}
+    if opts.response_header_timeout_seconds:
+        out["responseHeaderTimeout"] = _ms(opts.response_header_timeout_seconds)
+    return out
 
 
 def dynamic_config(upstreams: list[str], opts: Ingress) -> dict[str, Any]:
@@ -81,7 +94,7 @@ def dynamic_config(upstreams: list[str], opts: Ingress) -> dict[str, Any]:
             "passHostHeader": True,
             "serversTransport": TRANSPORT,
         }}},
-        "serversTransports": {TRANSPORT: {"forwardingTimeouts": {"idleConnTimeout": idle_timeout(opts)}}},
+        "serversTransports": {TRANSPORT: {"forwardingTimeouts": forwarding_timeouts(opts)}},
     }}
     if opts.retries:
         router["middlewares"] = [RETRY]

@@ -75,14 +75,19 @@ def render(sc: Scenario, *, namespace: str, run_label: str, app_service: str, ap
                      f"--providers.kubernetesingress.certAuthFilePath={SA_DIR}/ca.crt"]
     bind = "$(POD_IP)" if host_net else ""
     args = traefik.static_args(web=f"{bind}:{WEB_PORT}", api=f"{bind}:{API_PORT}", log_dir=None, provider=provider)
-    args += [f"--serversTransport.forwardingTimeouts.idleConnTimeout={traefik.idle_timeout(sc.traffic.ingress)}"]
+    args += [f"--serversTransport.forwardingTimeouts.{k}={v}"
+             for k, v in traefik.forwarding_timeouts(sc.traffic.ingress).items()]
     pod_spec = {
         "serviceAccountName": NAME,
         "terminationGracePeriodSeconds": 5,
         "containers": [{
             "name": NAME, "image": IMAGE, "imagePullPolicy": pull_policy, "args": args,
             "ports": [{"name": "web", "containerPort": WEB_PORT}, {"name": "api", "containerPort": API_PORT}],
-            "readinessProbe": {"httpGet": {"path": "/ping", "port": API_PORT}, "periodSeconds": 1},
+            # the probe gates the start; after it, a proxy marked NotReady would take the whole
+            # ingress out of the NodePort (seen here at load ~20: /ping over 1 s, 10 probe failures,
+            # the client's connections refused), an artefact of the harness, not the system measured
+            "readinessProbe": {"httpGet": {"path": "/ping", "port": API_PORT}, "periodSeconds": 1,
+                               "timeoutSeconds": 5, "failureThreshold": 30},
             "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         }],
     }
@@ -182,3 +187,58 @@ class IngressView(threading.Thread):
         for up in sorted(self.observed.keys() - servers):
             pod = self.observed.pop(up)
             self.events.emit(now, pod, EventKind.ENDPOINT_REMOVED, SourceKind.HARNESS, hop="ingress", upstream=up)
+
+
+class ProxyLogFollower(threading.Thread):
+    """Follows the proxy pod's stdout (access log + debug log) into
+    ``<out_dir>/<pod>.log`` from its start. Fetched only at teardown, the
+    log would be what the kubelet kept: it rotates a container's log at
+    containerLogMaxSize (10 MiB by default), and Traefik's DEBUG log with an
+    access line per request passes that within ~10,000 requests (seen here:
+    678 of 11,799 requests left in the log)."""
+
+    def __init__(self, *, api: Any, namespace: str, run_label: str, out_dir: Any, max_seconds: float = 3600):
+        super().__init__(name="ingress-log", daemon=True)
+        self.api, self.namespace, self.run_label, self.out_dir = api, namespace, run_label, out_dir
+        self.max_seconds = max_seconds
+        self.follower: Any = None
+        self._halt = threading.Event()
+
+    @property
+    def path(self) -> Any:
+        return None if self.follower is None else self.follower.path
+
+    def run(self) -> None:
+        from harness.platforms.kubernetes.client import KubeError
+        from harness.platforms.kubernetes.podlogs import LogFollower
+
+        end = time.monotonic() + self.max_seconds
+        while not self._halt.is_set() and time.monotonic() < end:
+            try:
+                pods, _ = self.api.list("pods", self.namespace, label_selector=f"{INGRESS_LABEL}={self.run_label}")
+            except KubeError:
+                pods = []
+            if pods:
+                self.follower = LogFollower(self.api, self.namespace, pods[0]["metadata"]["name"], NAME,
+                                            self.out_dir, sink=lambda *_: None, from_wall_s=lambda _s: 0,
+                                            still_running=lambda: not self._halt.is_set(), retries=1000,
+                                            parse=False)
+                self.follower.run()
+                return
+            self._halt.wait(0.25)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._halt.set()
+        if self.follower is not None:
+            self.follower.stop(timeout)
+        self.join(timeout)
+
+
+def longer_log(fetched: str, follower: ProxyLogFollower | None) -> str:
+    """The proxy's stdout: what the follower wrote when it holds more than the
+    log fetched at the end (which the kubelet may have rotated away)."""
+    path = None if follower is None else follower.path
+    if path is None or not path.exists():
+        return fetched
+    followed = path.read_text(encoding="utf-8", errors="replace")
+    return followed if followed.count("\n") > fetched.count("\n") else fetched

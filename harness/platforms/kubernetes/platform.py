@@ -84,8 +84,11 @@ class KubernetesPlatform(ClusterDeployment):
         self.endpoints = EndpointTracker(clock=clock)
         #: traffic.via: ingress -- the proxy's own view of the endpoints (a polling thread)
         self.ingress_view: ingress_mod.IngressView | None = None
+        #: ... and its stdout, followed from the start (harness.platforms.kubernetes.ingress)
+        self.ingress_log: ingress_mod.ProxyLogFollower | None = None
         self.pod_selector = ""
         self._workload: dict[str, Any] = {}
+        self._service = ""  # managed mode: the app's Service (traffic.generators target it)
 
     # ---- the seam -----------------------------------------------------------
     async def __aenter__(self) -> "KubernetesPlatform":
@@ -118,6 +121,21 @@ class KubernetesPlatform(ClusterDeployment):
                 "logs_followed": len(self._followers),
                 **({"ingress": {"proxy": "traefik", "image": ingress_mod.IMAGE, "provider": "kubernetesingress",
                                 "polls": self.ingress_view.polls}} if self.ingress_view is not None else {})}
+
+    async def generator_job(self):
+        """traffic.generators: the generator Job's handle and the in-cluster URL
+        the generators send to (harness.fleet runs them)."""
+        from harness.platforms.kubernetes.generators import target_url
+        from harness.platforms.kubernetes.genpods import GeneratorJob
+
+        gen = self.sc.traffic.generators
+        note = await self._call(preflight.check_image, self.api, gen.image, self.kube.image_pull_policy)
+        log.info("kubernetes preflight (generator image): %s", note)
+        svc = await self._call(self.api.get, "services", self.namespace, self._service)
+        ing = (await self._call(self.api.get, "services", self.namespace, ingress_mod.NAME)
+               if gen.target == "ingress" else None)
+        url = target_url(gen, service=svc, ingress=ing, path=self.sc.traffic.path)
+        return GeneratorJob(self.api, self.namespace, self.run_label), url
 
     def rollout_state(self) -> str:
         """One line for the live progress display."""
@@ -254,9 +272,13 @@ class KubernetesPlatform(ClusterDeployment):
             w.stop(timeout=2.0)
         if self.ingress_view is not None:
             self.ingress_view.stop()
+            if self.ingress_log is not None:
+                self.ingress_log.stop()
             self._save_ingress_logs()
         for w in self._watches:
             log.info("watch %s: %s", w.resource, w.stats)
+        if self.api is not None and self.sc.disruption.type == "drain":
+            self._uncordon_left()
         if self.api is not None and self.mode == "managed":
             self._delete_created()
         if self._record is not None:
@@ -273,10 +295,31 @@ class KubernetesPlatform(ClusterDeployment):
                            for p in pods)
         except KubeError as exc:
             log.warning("kubernetes: could not read the ingress proxy's log: %s", exc)
-            return
+            text = ""
+        text = ingress_mod.longer_log(text, self.ingress_log)
         access = [x for x in text.splitlines() if '"DownstreamStatus"' in x]
         (out / ACCESS_LOG).write_text("".join(f"{x}\n" for x in access), encoding="utf-8")
         (out / PROXY_LOG).write_text(text, encoding="utf-8")
+        followed = None if self.ingress_log is None else self.ingress_log.path
+        if followed is not None and followed.exists():
+            followed.unlink()  # its text is in PROXY_LOG now
+
+    def _uncordon_left(self) -> None:
+        """Nodes still marked as cordoned by this run (a drain cut short before
+        its own uncordon): give them back (harness.platforms.kubernetes.drain)."""
+        from harness.platforms.kubernetes.drain import uncordon_marked
+
+        try:
+            done = uncordon_marked(self.api, self.run_label)
+        except KubeError as exc:
+            log.warning("kubernetes: could not check for nodes this run left cordoned: %s "
+                        "(`rollout-harness cleanup` uncordons them)", exc)
+            return
+        for node, _, error in done:
+            if error:
+                log.warning("kubernetes: could not uncordon %s: %s (`rollout-harness cleanup` retries)", node, error)
+            else:
+                log.warning("kubernetes: uncordoned %s, left cordoned by this run's drain", node)
 
     def _delete_created(self) -> None:
         try:

@@ -34,11 +34,13 @@ class LogFollower:
 
     def __init__(self, api: KubeApi, namespace: str, pod: str, container: str, logs_dir: Path,
                  sink: Callable[[int, Step], None], from_wall_s: Callable[[float], int], *,
-                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25):
+                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25,
+                 parse: bool = True):
         self.api, self.namespace, self.pod, self.container = api, namespace, pod, container
         self.path = Path(logs_dir) / f"{pod}.log"
         self.sink, self.from_wall_s, self.still_running = sink, from_wall_s, still_running
         self.retries, self.retry_delay = retries, retry_delay
+        self.parse = parse  # False: only copy the lines (a container that is not the app, e.g. the proxy)
         self.lines = 0
         self._stop = threading.Event()
         self._stream = None
@@ -86,7 +88,7 @@ class LogFollower:
                 line = item["line"]
                 self.lines += 1
                 out.write(line + "\n")
-                parsed = parse_app_line(line, self.pod, self.from_wall_s)
+                parsed = parse_app_line(line, self.pod, self.from_wall_s) if self.parse else None
                 if parsed is not None:
                     self.sink(*parsed)
                 if self._stop.is_set():

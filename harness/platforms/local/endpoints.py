@@ -5,7 +5,11 @@ not-ready or is deleted. Deletion and the kubelet's termination of the pod
 start at the same moment; the delayed removal races them, as on a cluster.
 
 ``ProxyView`` holds the pending updates and the current view; it takes times
-as arguments, so it is tested with fake time. ``ProxyResolver`` is what the
+as arguments, so it is tested with fake time. It also keeps the EndpointSlice
+itself (``serving``: ready endpoints that are not terminating), changed at
+once, for the ingress proxy: Traefik's Kubernetes providers watch the
+EndpointSlices, not kube-proxy, and fence a terminating endpoint (no new
+requests), so the ingress hop follows the slice, not kube-proxy's lagging view. ``ProxyResolver`` is what the
 traffic engine calls for each new connection.
 """
 
@@ -37,6 +41,19 @@ class ProxyView:
         self._last_at: dict[str, int] = {}  # per pod: updates apply in order
         self._terminating: set[str] = set()
         self.on_change: Callable[[], None] | None = None  # wakes the applying task
+        #: the EndpointSlice's routable endpoints (ready, not terminating), as of now
+        self.serving: dict[str, Route] = {}
+        #: called with ``serving`` whenever it changes (the ingress proxy's feed)
+        self.on_slice_change: Callable[[dict[str, Route]], None] | None = None
+
+    def _slice(self, pod: str, port: int | None) -> None:
+        before = self.serving.get(pod)
+        if port is None:
+            self.serving.pop(pod, None)
+        else:
+            self.serving[pod] = Route(self.host, port, pod)
+        if before != self.serving.get(pod) and self.on_slice_change is not None:
+            self.on_slice_change(dict(self.serving))
 
     def _delay(self) -> int:
         if not self.jitter_ns:
@@ -58,9 +75,11 @@ class ProxyView:
     def pod_ready(self, t_ns: int, pod: str, port: int) -> int | None:
         if pod in self._terminating:
             return None  # a terminating endpoint never becomes ready again
+        self._slice(pod, port)
         return self._schedule(t_ns, pod, True, port)
 
     def pod_not_ready(self, t_ns: int, pod: str) -> int:
+        self._slice(pod, None)
         return self._schedule(t_ns, pod, False)
 
     def pod_terminating(self, t_ns: int, pod: str) -> int:
@@ -68,6 +87,7 @@ class ProxyView:
         terminating (not ready) now; the proxy drops it after the delay."""
         self._terminating.add(pod)
         self.events.emit(t_ns, pod, EventKind.ENDPOINT_TERMINATING)
+        self._slice(pod, None)
         return self._schedule(t_ns, pod, False)
 
     # -- what the proxy applies ---------------------------------------------
@@ -95,6 +115,7 @@ class ProxyView:
     def forget(self, pod: str) -> None:
         self._terminating.discard(pod)
         self._last_at.pop(pod, None)
+        self._slice(pod, None)
 
 
 class ProxyResolver:

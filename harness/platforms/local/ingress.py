@@ -1,7 +1,10 @@
 """The ingress hop on the local platform: the real Traefik binary in front of
 the replicas, fed through its file provider from the local platform's
-endpoint view (what kube-proxy sees), so a request through it takes one more
-hop with its own lag, its own upstream keep-alive pool and its own 502s.
+EndpointSlice (ready endpoints that are not terminating, at the moment they
+change), as Traefik's Kubernetes providers watch the EndpointSlices and fence
+a terminating endpoint on a cluster. Its lag is its own reaction (file watch
+and the 2 s providersThrottleDuration), not kube-proxy's propagation; it has
+its own upstream keep-alive pool and its own 502s.
 
 The proxy's reaction is measured, not assumed: after each configuration
 write the harness reads back, from the proxy's API, which upstreams it routes
@@ -81,6 +84,8 @@ class LocalIngress:
         return {"proxy": "traefik", "version": traefik.TRAEFIK_VERSION, "binary": str(traefik.binary_path()),
                 "provider": "file", "web": f"{self.host}:{self.web_port}", "retries": self.opts.retries,
                 "upstream_idle_timeout_s": self.opts.upstream_idle_timeout_seconds,
+                "dial_timeout_s": self.opts.dial_timeout_seconds,
+                "response_header_timeout_s": self.opts.response_header_timeout_seconds,
                 "reaction_ms": sorted(round(x, 1) for x in self.reactions_ms)}
 
     @property

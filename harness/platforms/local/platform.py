@@ -54,10 +54,12 @@ class LocalPlatform(DeploymentController):
                                rng=random.Random(self.rng.random()))
         self._resolver = ProxyResolver(self.proxy, rng=random.Random(self.rng.random()))
         self.ports = PortAllocator(local.host)
-        #: traffic.via: ingress -- the proxy in front, fed from self.proxy's view
+        #: traffic.via: ingress -- the proxy in front, fed from the EndpointSlice (self.proxy.serving)
         self.ingress = (LocalIngress(opts=scenario.traffic.ingress, host=local.host, ports=self.ports,
                                      run_dir=self.run_dir, clock=clock, events=events)
                         if scenario.traffic.via == "ingress" else None)
+        if self.ingress is not None:
+            self.proxy.on_slice_change = self.ingress.set_upstreams
         require_local_command(scenario)  # manifests: which process plays the container (exit 2 if unsaid)
         app = scenario.app
         cwd = repo_root() / app.workdir if app.workdir else repo_root()
@@ -246,8 +248,7 @@ class LocalPlatform(DeploymentController):
         while True:
             self._proxy_wake = anyio.Event()
             now = self.clock.now()
-            if self.proxy.apply_due(now) and self.ingress is not None:
-                self.ingress.set_upstreams(self.proxy.visible)
+            self.proxy.apply_due(now)
             nxt = self.proxy.next_due_ns()
             with anyio.move_on_after((nxt - now) / 1e9 if nxt is not None else 3600):
                 await self._proxy_wake.wait()

@@ -33,7 +33,9 @@ def test_dynamic_config_routes_everything_to_the_upstreams_without_retries_by_de
     assert http["routers"]["app"] == {"rule": "PathPrefix(`/`)", "service": "app", "entryPoints": ["web"]}
     lb = http["services"]["app"]["loadBalancer"]
     assert lb["servers"] == [{"url": "http://127.0.0.1:9001"}, {"url": "http://127.0.0.1:9002"}]
-    assert http["serversTransports"]["upstream"]["forwardingTimeouts"]["idleConnTimeout"] == "90000ms"
+    # Traefik's own defaults: idle 90 s, dial 30 s, no response-header limit
+    assert http["serversTransports"]["upstream"]["forwardingTimeouts"] == {"idleConnTimeout": "90000ms",
+                                                                          "dialTimeout": "30000ms"}
     assert "middlewares" not in http
 
 
@@ -44,6 +46,12 @@ def test_retries_and_idle_timeout_options():
     assert http["middlewares"]["retry"] == {"retry": {"attempts": 3}}
     assert http["serversTransports"]["upstream"]["forwardingTimeouts"]["idleConnTimeout"] == "500ms"
     assert http["services"]["app"]["loadBalancer"]["servers"] == []
+
+
+def test_bounded_dial_and_response_header_timeouts():
+    cfg = traefik.dynamic_config([], Ingress(dial_timeout_seconds=1, response_header_timeout_seconds=4.5))
+    assert cfg["http"]["serversTransports"]["upstream"]["forwardingTimeouts"] == {
+        "idleConnTimeout": "90000ms", "dialTimeout": "1000ms", "responseHeaderTimeout": "4500ms"}
 
 
 def test_write_dynamic_config_replaces_the_file(tmp_path):

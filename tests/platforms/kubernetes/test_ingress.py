@@ -3,6 +3,9 @@ the ingress's own view of the endpoints, read from the proxy's API."""
 
 from __future__ import annotations
 
+import json
+import time
+
 from harness.model.clock import RunClock
 from harness.model.events import EventWriter, read_events
 from harness.model.scenario import Scenario
@@ -29,6 +32,10 @@ def test_render_creates_rbac_deployment_nodeport_and_an_ingress_for_the_run_serv
     assert "--providers.kubernetesingress.namespaces=ns1" in c["args"]
     assert "--providers.kubernetesingress.disableClusterScopeResources=true" in c["args"]
     assert "--serversTransport.forwardingTimeouts.idleConnTimeout=90000ms" in c["args"]
+    assert "--serversTransport.forwardingTimeouts.dialTimeout=30000ms" in c["args"]
+    assert not any("responseHeaderTimeout" in a for a in c["args"])
+    # a slow /ping under load must not take the proxy out of its NodePort in mid-run
+    assert c["readinessProbe"]["timeoutSeconds"] >= 5 and c["readinessProbe"]["failureThreshold"] >= 30
     assert "hostNetwork" not in tmpl["spec"] and "--entryPoints.web.address=:18000" in c["args"]
     assert not any(a.startswith("--accessLog.filePath") for a in c["args"])  # stdout: the pod's log
     assert by["services"]["spec"]["type"] == "NodePort"
@@ -95,3 +102,40 @@ def test_the_view_thread_starts_and_stops(tmp_path):
     view.start()
     view.stop()
     assert not view.is_alive() and view.polls >= 1
+
+
+class ProxyLogApi:
+    """The proxy pod appears on the second list; its log stream serves ``lines``."""
+
+    def __init__(self, lines):
+        self.lines, self.lists, self.selectors = lines, 0, []
+
+    def list(self, resource, namespace, *, label_selector=None):
+        self.lists += 1
+        self.selectors.append(label_selector)
+        return ([{"metadata": {"name": "traefik-abc"}}] if self.lists > 1 else []), "1"
+
+    def pod_log(self, namespace, pod, container):
+        from tests.platforms.kubernetes.fakekube import FakeStream
+        return FakeStream(self, [(0, {"line": x}) for x in self.lines])
+
+
+def test_the_proxy_log_is_followed_from_the_start_and_wins_over_a_rotated_fetch(tmp_path):
+    """The kubelet rotates a container log at 10 MiB: the log fetched at the
+    end keeps only the tail, the followed one everything."""
+    from harness.platforms.kubernetes.ingress import ProxyLogFollower, longer_log
+
+    lines = [json.dumps({"DownstreamStatus": 200, "request_X-Request-Id": str(i)}) for i in range(5)]
+    api = ProxyLogApi(lines)
+    f = ProxyLogFollower(api=api, namespace="ns", run_label="run-1", out_dir=tmp_path, max_seconds=10)
+    f.start()
+    for _ in range(400):  # bounded: the follower writes as it reads
+        if f.path is not None and f.path.exists() and f.path.read_text().count("\n") == len(lines):
+            break
+        time.sleep(0.025)
+    f.stop()
+    assert api.selectors[0] == "rollout-harness.io/ingress-of=run-1"
+    assert f.path == tmp_path / "traefik-abc.log" and f.path.read_text().splitlines() == lines
+    rotated_tail = "".join(x + "\n" for x in lines[-2:])
+    assert longer_log(rotated_tail, f).splitlines() == lines
+    assert longer_log(rotated_tail, None) == rotated_tail

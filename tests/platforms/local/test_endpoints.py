@@ -90,3 +90,25 @@ def test_resolver_picks_only_visible_endpoints(round_robin):
     v.pod_terminating(1, "b")
     v.apply_due(1)
     assert {r.pick().pod for _ in range(300)} == {"a", "c"}
+
+
+def test_the_ingress_follows_the_endpointslice_at_once_not_kube_proxys_lagging_view():
+    """Traefik's Kubernetes providers watch the EndpointSlice and fence a
+    terminating endpoint: the ingress feed changes when the slice does, while
+    kube-proxy's view (routes) still waits for the propagation delay."""
+    v = view()
+    fed = []
+    v.on_slice_change = fed.append
+    v.pod_ready(0, "a", 2001)
+    v.pod_ready(0, "b", 2002)
+    assert sorted(fed[-1]) == ["a", "b"] and fed[-1]["a"].port == 2001 and v.routes == ()
+    v.apply_due(S)
+    v.pod_terminating(5 * S, "a")
+    assert sorted(fed[-1]) == ["b"], "a terminating endpoint is fenced at once"
+    assert sorted(r.pod for r in v.routes) == ["a", "b"], "kube-proxy still routes to it"
+    v.pod_not_ready(6 * S, "b")
+    assert fed[-1] == {}
+    n = len(fed)
+    v.pod_ready(7 * S, "a", 2001)   # terminating: never routable again
+    v.pod_not_ready(7 * S, "b")     # no change: no feed
+    assert len(fed) == n
