@@ -67,6 +67,15 @@ def main() -> int:
     if windows:
         print(f"sum of the rollouts' own windows {busy:.1f} s (mean {busy / len(windows):.1f} s); "
               f"wall / sum = {wall / busy:.2f} (lanes overlap windows; < 1 means faster than back to back)")
+    # where a rollout's window goes (bench/rollout_time.py), mean over the rollouts
+    sys.path.insert(0, str(ROOT / "bench"))
+    from rollout_time import rollout_times
+
+    parts = [t for t in (rollout_times(Path(r["run_dir"])) for r in meta["rollouts"] if r.get("run_dir")) if t]
+    if parts:
+        keys = ("baseline", "rollout", "until_old_pods_ended", "settle", "new_pod_start_to_ready",
+                "old_pod_delete_to_exit")
+        print("mean per rollout: " + ", ".join(f"{k} {sum(t[k] for t in parts) / len(parts):.2f} s" for k in keys))
     return 0
 
 

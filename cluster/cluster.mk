@@ -7,7 +7,7 @@ KUBECTL         := $(shell echo "$${ROLLOUT_HARNESS_CACHE:-$$HOME/.cache/rollout
 KUBECONFIG_E2E  := $(CURDIR)/.cache/cluster/kubeconfig
 export KUBECTL
 
-.PHONY: cluster-up cluster-down cluster-status cluster-check cluster-verify images e2e
+.PHONY: cluster-up cluster-down cluster-status cluster-check cluster-verify images generator-image e2e
 
 help: cluster-help
 .PHONY: cluster-help
@@ -18,6 +18,7 @@ cluster-help:
 	@echo "make cluster-check    acceptance: 4 replicas, rollout restart, all 4 pods answer on 127.0.0.1:<nodePort>"
 	@echo "make cluster-verify   snapshot host, up, check, down with pods running, compare host (figures)"
 	@echo "make images           build the pause and sample-app images (imported if the cluster runs)"
+	@echo "make generator-image  build the generator pods' image (traffic.generators; docs/generators.md)"
 	@echo "make e2e              cluster-up, the e2e tests, cluster-down"
 
 cluster-up:
@@ -41,6 +42,13 @@ images:
 	bash cluster/images/build-images.sh
 	@if [ -S .cache/cluster/containerd/containerd.sock ]; then bash cluster/scripts/images.sh import; \
 	 else echo "[cluster] containerd not running: make cluster-up imports the images"; fi
+
+# The generator pods' image alone (cluster-up builds it too): archive under
+# $(CLUSTER_CACHE)/images/generator.tar, imported when the cluster runs.
+generator-image:
+	bash cluster/scripts/install-deps.sh
+	bash cluster/images/build-images.sh generator
+	@if [ -S .cache/cluster/containerd/containerd.sock ]; then bash cluster/scripts/images.sh import; fi
 
 # up, tests, down; down runs even when up or the tests fail, and the first failure is the exit code.
 e2e: $(STAMP)

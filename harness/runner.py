@@ -29,6 +29,7 @@ import anyio
 from harness.errors import (EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError, ObservationIncomplete,
                             PlatformError)
 from harness.model.clock import RunClock
+from harness.model.generators import check_generators
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
 from harness.model.requests import REQUESTS_DIR, read_requests_table
 from harness.model.rundir import MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
@@ -85,6 +86,7 @@ def run_scenario(scenario: Scenario, *, platform: str, run_dir: Path, report: bo
                  progress: Progress | None = None, argv: list[str] | None = None) -> RunOutcome:
     """Run ``scenario`` on ``platform`` into ``run_dir`` (created here)."""
     check_platform(platform)
+    check_generators(scenario, platform)
     clock = RunClock.start()
     start_run_dir(scenario, platform, run_dir, clock, argv)
     events = EventWriter(run_dir / EVENTS_FILE)
@@ -246,9 +248,7 @@ async def observe_rollout(scenario: Scenario, platform: Platform, run_dir: Path,
         state.phase_t_ns[name] = clock.now()
         events.emit(state.phase_t_ns[name], "", EventKind.PHASE, phase=name)
 
-    session = TrafficSession(EngineConfig.from_traffic(platform.target_url(), scenario.traffic), clock=clock,
-                             out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
-                             resolver=platform.resolver())
+    session = traffic_session(scenario, platform, clock, run_dir)
     state.session = session
 
     async def traffic() -> None:
@@ -272,10 +272,25 @@ async def observe_rollout(scenario: Scenario, platform: Platform, run_dir: Path,
                 phase("settle")
                 await anyio.sleep(d.settle_seconds)
             await session.finish()
+            problems = session.problems()  # generators that fell behind, lost contact, or whose clock is loose
+            if problems and state.status == COMPLETE:
+                state.status, state.error = OBSERVATION_INCOMPLETE, "; ".join(problems)
             phase("end")
     finally:
         if "end" not in state.phase_t_ns and state.status == COMPLETE:
             state.status = INTERRUPTED  # cut short (Ctrl-C, or a crash the caller names)
+
+
+def traffic_session(scenario: Scenario, platform: Platform, clock: RunClock, run_dir: Path):
+    """The harness's own engine(s), or generator pods in the cluster (traffic.generators)."""
+    config = EngineConfig.from_traffic(platform.target_url(), scenario.traffic)
+    if scenario.traffic.generators is not None:
+        from harness.fleet import GeneratorSession
+
+        return GeneratorSession(config, scenario=scenario, platform=platform, clock=clock,
+                                out_dir=run_dir / REQUESTS_DIR, run_dir=run_dir)
+    return TrafficSession(config, clock=clock, out_dir=run_dir / REQUESTS_DIR, workers=scenario.traffic.workers,
+                          resolver=platform.resolver())
 
 
 # ---- after the loop: summary, manifest, report ---------------------------------------------
@@ -285,8 +300,10 @@ def record_run_end(scenario: Scenario, run_dir: Path, state: RunState) -> None:
     generator section), whether the rollout completed and was fully
     observed, the phase times and the platform's facts."""
     table, complete = read_requests_table(run_dir)
+    gens = scenario.traffic.generators
     generator = generator_figures(table, state.engine_results, asked_rate=scenario.traffic.rate,
-                                  workers=scenario.traffic.workers, records_complete=complete)
+                                  workers=gens.count if gens is not None else scenario.traffic.workers,
+                                  records_complete=complete)
     platform_info = state.platform.describe() if state.platform is not None else {}
     update_manifest(
         run_dir, status=state.status, error=state.error, finished_at=_now(), generator=generator,

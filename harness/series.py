@@ -16,18 +16,16 @@ rollout gets its own engine, its own baseline/disruption/settle window and
 its own run dir; the lifecycle of the pods that carry over is replayed into
 the new run dir's events so its analysis knows every pod it sees. Other
 platforms redeploy per rollout. ``lanes`` > 1 runs independent Deployments
-side by side (each on its own random ports), for speed. The rollouts are
-analysed and reported after the last one, in one process per core, so
-analysis never competes with the traffic.
+side by side (each on its own random ports), for speed. Each finished
+rollout is analysed while the next ones run, by report processes (one per
+core) each in a session of its own, as each lane is (harness.lanes).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import datetime as _dt
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -35,16 +33,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from harness.errors import BadInput, PlatformError
 from harness.model.clock import RunClock
 from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.rundir import LOGS_DIR, host_info, versions, write_json_atomic
 from harness.model.scenario import Scenario
-from harness.runner import (COMPLETE, DEPLOY_FAILED, INTERRUPTED, OBSERVATION_INCOMPLETE, ROLLOUT_FAILED, RunState,
-                            analyse_run, deploy_until_serving, interruptible, observe_rollout, record_run_end,
-                            run_guarded, start_run_dir)
+from harness.runner import (COMPLETE, CRASHED, DEPLOY_FAILED, INTERRUPTED, RunState, deploy_until_serving, interruptible,
+                            observe_rollout, record_run_end, run_guarded, start_run_dir)
+from harness.series_reports import BackgroundAnalysis, analyse_left
 
 SERIES_FILE = "series.json"
 NOT_RUN = "not_run"
@@ -139,12 +135,29 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
         "versions": versions()})
     rollouts = [Rollout(i, rollout_dir(series_dir, i)) for i in range(1, repeat + 1)]
     plan = [rollouts[i::lanes] for i in range(lanes)]
-    # a crash still leaves readable run dirs and a series verdict over what was seen
-    ended = run_guarded(lambda: _series_async(scenario, platform, series_dir, clock, plan, argv, quiet), series_dir)
-    status = ended[0] if ended is not None else COMPLETE
-    if any(r.status == INTERRUPTED for r in rollouts):
-        status = INTERRUPTED
-    _analyse_all(rollouts, report, every_report)
+    holder: list[BackgroundAnalysis] = []
+    background: BackgroundAnalysis | None = None
+
+    def start_analysis() -> None:  # after the lanes are forked (harness.lanes.run_lanes)
+        holder.append(BackgroundAnalysis(report, every_report, max(1, min(repeat, os.cpu_count() or 1))))
+
+    try:
+        if repeat > 1:  # a process per lane (harness.lanes), the analysis here
+            status = _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, holder,
+                                        start_analysis)
+            background = holder[0] if holder else None
+        else:
+            # a crash still leaves readable run dirs and a series verdict over what was seen
+            ended = run_guarded(lambda: lane_async(scenario, platform, series_dir, clock, 1, plan[0], argv, quiet,
+                                                   background), series_dir)
+            status = ended[0] if ended is not None else COMPLETE
+        if any(r.status == INTERRUPTED for r in rollouts):
+            status = INTERRUPTED
+        left = background.finish() if background is not None else rollouts
+    finally:
+        for b in holder:
+            b.close()
+    analyse_left(left, report, every_report)
     from harness.report.series import finish_series
 
     summary = finish_series(series_dir, scenario, platform, rollouts, status=status, report=report)
@@ -154,75 +167,66 @@ def run_series(scenario: Scenario, *, platform: str, series_dir: Path, repeat: i
     return SeriesOutcome(series_dir, rollouts, summary, exit_code)
 
 
-def _analyse_all(rollouts: list[Rollout], full: bool, every: bool) -> None:
-    """Every rollout's analysis and report, after the last rollout: analysis
-    running beside the traffic was seen to starve the engine on a busy
-    2-core machine (multi-second send lag), so it waits, then uses every
-    core. A dead report process falls back to analysing here."""
-    todo = [r for r in rollouts if r.status in REPORTABLE and r.run_dir is not None]
-    if not todo:
-        return
-    workers = max(1, min(len(todo), os.cpu_count() or 1))
-    futures: dict[int, cf.Future] = {}
-    try:
-        # spawn: the parent ran an event loop and threads; a forked copy of them is unsafe
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = {r.index: ex.submit(report_rollout, str(r.run_dir), full, every) for r in todo}
-            for r in todo:
-                try:
-                    r.summary = futures[r.index].result()
-                except cf.BrokenExecutor:
-                    break
-                except Exception as exc:  # noqa: BLE001 - that rollout has no verdict; say why
-                    r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
-    except (cf.BrokenExecutor, OSError):
-        pass
-    for r in todo:
-        if not r.summary and not (r.error and "report failed" in r.error):
-            try:
-                r.summary = report_rollout(str(r.run_dir), full, every)
-            except Exception as exc:  # noqa: BLE001
-                r.error = (r.error + "; " if r.error else "") + f"report failed: {exc}"
+def _in_lane_processes(scenario, platform, series_dir, clock, plan, argv, quiet, holder, start_analysis) -> str:
+    """The lanes, one process each (harness.lanes); each finished rollout
+    is handed to the background analysis as its lane reports it."""
+    from harness.lanes import run_lanes
+
+    by_index = {r.index: r for lane in plan for r in lane}
+    bad: list[str] = []
+
+    def on_rollout(kind: str, index: int, status: str, error: str | None) -> None:
+        if kind == "bad_input":
+            bad.append(error or "bad input")
+            return
+        r = by_index[index]
+        r.status, r.error = status, error
+        if kind == "rollout" and holder:
+            holder[0].offer(r)
+
+    interrupted = run_lanes(scenario, platform, series_dir, clock, plan, argv, quiet, on_rollout, start_analysis)
+    if bad:
+        for b in holder:
+            b.close()
+        shutil.rmtree(series_dir, ignore_errors=True)
+        raise BadInput(bad[0])
+    for r in by_index.values():
+        if r.status == "running":
+            r.status = INTERRUPTED if interrupted else CRASHED
+            r.error = r.error or ("interrupted" if interrupted else "its lane process ended without a status")
+    return INTERRUPTED if interrupted else COMPLETE
 
 
-def report_rollout(run_dir: str, full: bool = True, every: bool = False) -> dict[str, Any]:
-    """Runs in a report process: the rollout's summary.json and verdict;
-    with ``full``, its report when it did not pass, or always with ``every``
-    (harness.runner.analyse_run)."""
-    return analyse_run(run_dir, report=full, only_failing=not every)
-
-
-async def _series_async(scenario, platform_name, series_dir, clock, plan, argv, quiet) -> None:
+async def lane_async(scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet, background) -> None:
+    """One lane on this process's loop, Ctrl-C (or SIGTERM) ending its
+    current rollout through the normal teardown."""
     stopping = {"interrupted": False}
 
     def interrupted() -> None:
         stopping["interrupted"] = True
 
     with interruptible(interrupted):
-        async with anyio.create_task_group() as tg:
-            for lane_no, lane in enumerate(plan, start=1):
-                tg.start_soon(_lane, scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet,
-                              stopping)
+        await _lane(scenario, platform_name, series_dir, clock, lane_no, lane, argv, quiet, stopping, background)
     if stopping["interrupted"]:
-        for lane in plan:
-            for r in lane:
-                if r.status == "running":
-                    r.status = INTERRUPTED
+        for r in lane:
+            if r.status == "running":
+                r.status = INTERRUPTED
 
 
 async def _lane(scenario, platform_name, series_dir, clock, lane_no, lane: list[Rollout], argv, quiet,
-                stopping) -> None:
+                stopping, background) -> None:
     """One Deployment after another until the lane's rollouts are done: a
     repeatable platform needs one; any other, one per rollout."""
     pending, deployment = list(lane), 0
     while pending and not stopping["interrupted"]:
         deployment += 1
         lane_dir = series_dir / (f"lane-{lane_no}" if deployment == 1 else f"lane-{lane_no}.{deployment}")
-        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet)
+        pending = await _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending, argv, quiet,
+                                    background)
 
 
 async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending: list[Rollout], argv,
-                      quiet) -> list[Rollout]:
+                      quiet, background) -> list[Rollout]:
     """Deploy once, then roll out as many of ``pending`` as the platform
     allows; return those still to run on a fresh Deployment."""
     from harness.platforms import make_platform
@@ -246,8 +250,10 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
                     break
                 await _one_rollout(scenario, platform_name, platform, events, clock, r, lane_no, argv, quiet)
                 done.append(r)
-                if repeatable:  # its logs are written as they come: copy them now (analysed after the last rollout)
+                if repeatable:  # its logs are written as they come: copy them now, then analyse it
                     _copy_logs(lane_dir, r.run_dir)
+                    if background is not None:
+                        background.offer(r)
                 if r.status != COMPLETE and repeatable:  # the Deployment's state is unknown: stop the lane
                     for rest in pending[pos + 1:]:
                         rest.error = f"not run: rollout {r.index} of the same lane ended {r.status}"
@@ -257,10 +263,11 @@ async def _deployment(scenario, platform_name, lane_dir, clock, lane_no, pending
     if not repeatable:  # such a platform collects the pods' logs at teardown
         for r in done:
             _copy_logs(lane_dir, r.run_dir)
+            if background is not None:
+                background.offer(r)
     return left
 
 
-REPORTABLE = (COMPLETE, ROLLOUT_FAILED, OBSERVATION_INCOMPLETE)
 
 
 async def _one_rollout(scenario: Scenario, platform_name: str, platform, events: SwitchingEvents, clock: RunClock,

@@ -2,6 +2,8 @@
 # Builds the e2e cluster's image archives into the build cache:
 #   pause       the static pause binary alone
 #   sample-app  Debian bookworm (debootstrap, minbase) + python3 venv + sample-app/
+#   generator   the same rootfs + a venv (generator-requirements.txt) + the harness's
+#               engine side (traffic.generators' pods)
 #   traefik     the ingress proxy's static binary alone (proxy/build.sh)
 # Each archive is keyed by a hash of its inputs, so a warm run does nothing.
 # Prints nothing on stdout; `images.sh` imports the archives into containerd.
@@ -101,6 +103,65 @@ build_sample_app() {
   prune sample-app "$out"
 }
 
+# The generator pods (traffic.generators): the rootfs, a venv with
+# generator-requirements.txt (cached by its hash: pyarrow is the slow part),
+# and the harness's engine-side packages (errors, model, traffic) in /gen.
+GEN_REQS="$CLUSTER_DIR/images/generator-requirements.txt"
+generator_hash() {
+  { sha256sum "$ROOTFS_TAR" | cut -d' ' -f1
+    sha256sum "$CLUSTER_DIR/images/build-images.sh" "$ARCHIVE" "$GEN_REQS" | cut -d' ' -f1
+    (cd "$REPO_DIR" && find harness/__init__.py harness/errors.py harness/model harness/traffic -name '*.py' -print0 \
+       | sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -c1-16
+}
+
+build_generator() {
+  build_rootfs
+  local out="$IMAGE_DIR/generator-$(generator_hash).tar"
+  if [[ ! -s "$out" ]]; then
+    local root="$BUILD_CACHE/rootfs/generator-work" start; start=$(date +%s)
+    local venv_tar="$BUILD_CACHE/rootfs/generator-venv-$(sha256sum "$GEN_REQS" "$ROOTFS_TAR" | sha256sum | cut -c1-16).tar"
+    rm -rf "$root"; mkdir -p "$root"
+    tar -C "$root" -xf "$ROOTFS_TAR"
+    if [[ -s "$venv_tar" ]]; then
+      tar -C "$root" -xf "$venv_tar"
+    else
+      mkdir -p "$root/gen"; cp "$GEN_REQS" "$root/gen/requirements.txt"
+      cp /etc/resolv.conf "$root/etc/resolv.conf"
+      local lent=()
+      if [[ -f /etc/pip.conf ]]; then cp /etc/pip.conf "$root/etc/pip.conf"; lent+=("$root/etc/pip.conf"); fi
+      cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+      env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+          ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
+          "$(command -v chroot)" "$root" /bin/sh -c 'python3 -m venv /gen/.venv && /gen/.venv/bin/pip install -q -r /gen/requirements.txt' \
+          > "$IMAGE_DIR/generator-pip.log" 2>&1 \
+        || die "pip install of generator-requirements.txt into the image failed; log: $IMAGE_DIR/generator-pip.log"
+      rm -f "${lent[@]}"
+      : > "$root/etc/resolv.conf"
+      find "$root/gen" -name __pycache__ -prune -exec rm -rf {} +
+      tar -C "$root" -cf "$venv_tar.partial" gen && mv "$venv_tar.partial" "$venv_tar"
+      for f in "$BUILD_CACHE"/rootfs/generator-venv-*.tar; do [[ "$f" == "$venv_tar" ]] || rm -f "$f"; done
+    fi
+    mkdir -p "$root/gen/harness/model" "$root/gen/harness/traffic"
+    (cd "$REPO_DIR" && tar --exclude=__pycache__ --exclude='*.so' --exclude='*.c' -cf - harness/__init__.py harness/errors.py harness/model harness/traffic) \
+      | tar -C "$root/gen" -xf -
+    # the image must run the generator: import it with the image's own Python before packing
+    env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$root" /bin/sh -c \
+      'cd /gen && /gen/.venv/bin/python -c "import harness.traffic.generator, harness.traffic.engine, uvloop"' \
+      > "$IMAGE_DIR/generator-check.log" 2>&1 \
+      || die "the generator image cannot import the generator; log: $IMAGE_DIR/generator-check.log"
+    find "$root/gen" -name __pycache__ -prune -exec rm -rf {} +
+    python3 "$ARCHIVE" --rootfs "$root" --tag "$GENERATOR_IMAGE" \
+      --entrypoint '["/gen/.venv/bin/python", "-m", "harness.traffic.generator"]' \
+      --env PATH=/gen/.venv/bin:/usr/local/bin:/usr/bin:/bin --env PYTHONUNBUFFERED=1 --env PYTHONPATH=/gen \
+      --workdir /gen --out "$out"
+    rm -rf "$root"
+    log "generator image built in $(( $(date +%s) - start )) s: $out"
+  fi
+  ln -sf "$(basename "$out")" "$IMAGE_DIR/generator.tar"
+  prune generator "$out"
+}
+
 # The ingress proxy (traffic.via: ingress): the static Traefik binary that
 # proxy/build.sh builds, alone in its image (as pause).
 build_traefik() {
@@ -123,10 +184,12 @@ case "${1:-all}" in
   rootfs) build_rootfs ;;
   sample-app) build_sample_app ;;
   traefik) build_traefik ;;
+  generator) build_generator ;;
   all)
     [[ -x "$BIN_DIR/pause" ]] || die "pause binary missing in $BIN_DIR; run cluster/scripts/build-node.sh"
     build_pause
     build_sample_app
+    build_generator
     build_traefik ;;
-  *) die "usage: build-images.sh [all|rootfs|sample-app|traefik]" ;;
+  *) die "usage: build-images.sh [all|rootfs|sample-app|generator|traefik]" ;;
 esac

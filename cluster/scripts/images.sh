@@ -23,6 +23,7 @@ case "${1:-import}" in
     import_one pause "$PAUSE_IMAGE"
     import_one sample-app "$SAMPLE_APP_IMAGE"
     import_one traefik "$TRAEFIK_IMAGE"
+    import_one generator "$GENERATOR_IMAGE"
     ;;
   *) die "usage: images.sh import" ;;
 esac

@@ -36,6 +36,7 @@ ETCD_PEER_PORT="23800"
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
 PAUSE_IMAGE="localhost/pause:3.10"
 SAMPLE_APP_IMAGE="localhost/rollout-harness-sample-app:0.1.0"
+GENERATOR_IMAGE="localhost/rollout-harness-generator:0.1.0"  # harness/model/generators.py GENERATOR_IMAGE
 TRAEFIK_IMAGE="localhost/rollout-harness-traefik:v3.6.12"  # proxy/go.mod pins the version
 IMAGE_DIR="$BUILD_CACHE/images"
 

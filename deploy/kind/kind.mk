@@ -4,7 +4,8 @@
 #   make kind-load    build the sample app's image and load it into the cluster
 #   make kind-demo    best-practice and no-prestop on the cluster, then cleanup
 #   make kind-down    delete the cluster
-#   make kind-e2e     all of the above, executed on this machine (docker and kind set up by the project)
+#   make kind-e2e     all of the above, executed on this machine (docker and kind set up by the project),
+#                     then the node drains on a multi-node kind cluster (docs/kind.md)
 KIND          ?= kind
 # The node image: empty means kind's own default (what users get). make
 # kind-e2e sets the image it builds locally (deploy/kind/scripts, docs/kind.md).
@@ -17,15 +18,17 @@ SAMPLE_IMAGE  ?= localhost/rollout-harness-sample-app:0.1.0
 KIND_SET      := --set kubernetes.context=$(KIND_CONTEXT) --set kubernetes.nodePort=$(KIND_NODEPORT) \
                  --set kubernetes.imagePullPolicy=IfNotPresent --set app.image=$(SAMPLE_IMAGE)
 
-.PHONY: kind-up kind-load kind-demo kind-down kind-help kind-e2e kind-images
+.PHONY: kind-up kind-load kind-load-generator kind-demo kind-down kind-help kind-e2e kind-images
 help: kind-help
 kind-help:
 	@echo "make kind-up          create a kind cluster ($(KIND_CLUSTER)) with NodePort $(KIND_NODEPORT) on 127.0.0.1"
 	@echo "make kind-load        docker build sample-app/ and kind load it ($(SAMPLE_IMAGE))"
+	@echo "make kind-load-generator  build the generator image (traffic.generators) and kind load its archive"
 	@echo "make kind-demo        best-practice + no-prestop on kind (PLATFORM=kubernetes), then cleanup"
 	@echo "make kind-down        delete the kind cluster"
 	@echo "make kind-e2e         set up dockerd+kind+images here (cached), kind-up, kind-load, best-practice and"
-	@echo "                      no-prestop on kind, kind-down, stop dockerd; fails if the host is not as found"
+	@echo "                      no-prestop on kind, then the node drains on a 3-node kind cluster, kind-down, stop"
+	@echo "                      dockerd; fails if the host is not as found (KIND_E2E_PHASES=\"single multi\")"
 
 kind-up:
 	@command -v $(KIND) >/dev/null || { echo "kind not found: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"; exit 2; }
@@ -39,6 +42,12 @@ kind-load:
 	@command -v docker >/dev/null || { echo "docker not found: kind-load builds the image with docker"; exit 2; }
 	docker build -t $(SAMPLE_IMAGE) sample-app/
 	$(KIND) load docker-image $(SAMPLE_IMAGE) --name $(KIND_CLUSTER)
+
+# traffic.generators: the generator image (built without docker, as a docker-archive
+# tarball) loaded into the kind nodes; scenarios then set kubernetes.imagePullPolicy.
+kind-load-generator:
+	$(MAKE) --no-print-directory generator-image
+	$(KIND) load image-archive "$${ROLLOUT_HARNESS_CACHE:-$$HOME/.cache/rollout-harness}/cluster/v1.34.4/images/generator.tar" --name $(KIND_CLUSTER)
 
 kind-demo: $(STAMP)
 	@rc=0; for s in best-practice no-prestop; do \

@@ -105,6 +105,14 @@ def _pods_summary(pods: dict[str, PodLife], att: pd.DataFrame) -> list[dict[str,
     return out
 
 
+def clock_uncertainty_ns(manifest: dict[str, Any]) -> int:
+    """How far the requests' times may be off the run clock: 0 for the
+    harness's own engine; for generator pods, the worst uncertainty of their
+    clock offsets (harness.fleet), which widens the attribution tolerance."""
+    gens = manifest.get("generators") or {}
+    return int(gens.get("clock_uncertainty_ns") or 0)
+
+
 def unobserved(run: RunData, pods: dict[str, PodLife]) -> list[str]:
     """Why the run did not see the whole disruption: the platform said so
     (manifest ``observation``), or a pod deleted during the run has no end
@@ -128,6 +136,49 @@ def unobserved(run: RunData, pods: dict[str, PodLife]) -> list[str]:
     return out
 
 
+def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods: dict[str, PodLife],
+                               max_lag_ms: float | None) -> int:
+    """Failed requests of the rollout window that prove a failure even when
+    the engine fell behind elsewhere (verdict.SERVER_CAUSED): refused, reset
+    or closed, on a connection to a pod (it answered on it, or the traffic
+    path routed it there) sent after that pod's deletion, and the engine on
+    schedule from that deletion until the request was sent (every request scheduled in
+    between sent within the send-lag limit, none dropped). On schedule over
+    that stretch, the whole sequence that led to the failure (deletion,
+    endpoint removal, SIGTERM, the app closing) met a punctual client: a
+    stall there would have left keep-alive connections idle across a drain,
+    or (on the local platform, whose endpoint view runs on the harness's
+    loop) applied an endpoint removal late, either of which a punctual
+    client would not have met."""
+    if not len(req) or not len(att) or max_lag_ms is None:
+        return 0
+    codes = [CODE[Outcome(o)] for o in verdict.SERVER_CAUSED]
+    mask = np.isin(req["code"].to_numpy(), codes) & np.asarray(wmask, dtype=bool)
+    rows = req.index[mask].intersection(att.index)
+    if not len(rows):
+        return 0
+    sched, sent = req["scheduled_ns"].to_numpy(), req["sent_ns"].to_numpy()
+    late = (sent < 0) | (sent - sched > max_lag_ms * 1e6)
+    late_at = np.sort(sched[late])
+    routed = req["route_pod"] if "route_pod" in req.columns else None
+    n = 0
+    for row in rows:
+        # the pod whose own connection it was: it answered on it, or the traffic path sent it there (not
+        # an inference from the endpoints, and not "no ready endpoint", which no pod caused)
+        pod = att.at[row, "pod"] if att.at[row, "how"] in ("answered", "connection") else None
+        if not isinstance(pod, str) and routed is not None:
+            pod = routed.at[row]
+        life = pods.get(pod) if isinstance(pod, str) else None
+        if life is None or life.deletion is None:
+            continue
+        i = req.index.get_loc(row)
+        if sched[i] < life.deletion or sent[i] < 0 or sent[i] - sched[i] > max_lag_ms * 1e6:
+            continue
+        lo, hi = np.searchsorted(late_at, [life.deletion, sched[i]], side="left")
+        n += int(lo == hi)
+    return n
+
+
 def _client_visible_values(values: dict[str, Any], view: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
     """Gate values counting only the failures a retrying client would see."""
     v = dict(values)
@@ -149,7 +200,8 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     infer_prestop_end(pods, spec.prestop.seconds if spec.prestop else None)
     failed_mask = np.isin(req["code"].to_numpy(), SERVICE_FAILURE_CODES)
     att = attribution.attribute(req, pods, failed_mask,
-                                ready_means_listening=spec.readiness_kind in ("httpGet", "tcpSocket"))
+                                ready_means_listening=spec.readiness_kind in ("httpGet", "tcpSocket"),
+                                tol_ns=attribution.TOL_NS + clock_uncertainty_ns(run.manifest))
     traffic = chains_mod.pod_traffic(req, att)
     chains = chains_mod.termination_chains(pods, traffic, spec)
 
@@ -179,7 +231,10 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     v = verdict.decide(status=run.status, rollout=run.manifest.get("rollout"), total=stats["total"],
                        window_total=window["total"], thresholds=rows,
                        baseline_rows=_baseline_rows(run, limits, timeline), records_complete=run.records_complete,
-                       unobserved=unobserved(run, pods))
+                       unobserved=unobserved(run, pods),
+                       server_caused_failed=min(_server_caused_on_schedule(req, wmask, att, pods,
+                                                                           run.scenario.gate.max_send_lag_p99_ms),
+                                                int(values["failed_requests"] or 0)))
 
     ok_window = window["total"] - window["dropped"]
     acc = attribution.accuracy(att)

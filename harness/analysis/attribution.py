@@ -81,7 +81,8 @@ def _conn_opened(req: pd.DataFrame) -> pd.Series:
 
 
 def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
-              ended: np.ndarray, ready_means_listening: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              ended: np.ndarray, ready_means_listening: bool = False,
+              tol_ns: int = TOL_NS) -> tuple[np.ndarray, np.ndarray]:
     """(score, distance) of pod ``p`` as the culprit of each failure.
 
     score 4: a refusal this pod's state produces (exited, listener closed,
@@ -109,9 +110,9 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     # Not listening is a state, not an event near the failure: every pod in
     # it explains a refusal equally well (distance 0), so two such pods make
     # the failure ambiguous. Only a refusal just before the recorded mark
-    # (within TOL_NS: the event may be stamped late) is merely plausible.
+    # (within tol_ns: the event may be stamped late) is merely plausible.
     gone = unanswered & (t_conn >= not_accepting)
-    near = unanswered & ~gone & (t_conn >= not_accepting - TOL_NS)
+    near = unanswered & ~gone & (t_conn >= not_accepting - tol_ns)
     listening = [x for x in (p.listening, p.ready if ready_means_listening else None) if x is not None]
     listen_from = min(listening) if listening else NEVER
     early = refused & (t_conn < serving) & (t_conn < listen_from) & ~gone
@@ -136,7 +137,7 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     for mark in (p.sigkill, p.end, p.listener_closed, p.shutdown_started, p.stop_signal):
         if mark is None:
             continue
-        hit = cut & (sent_eff <= mark + TOL_NS) & (ended >= mark - TOL_NS)
+        hit = cut & (sent_eff <= mark + tol_ns) & (ended >= mark - tol_ns)
         d = np.abs(ended - mark)
         better = hit & ((score < 3) | (d < dist)) & ~(gone | early)
         score[better] = 3
@@ -145,7 +146,7 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
     # closes its listener and the connections in its accept backlog (hypercorn)
     if p.stop_signal is not None:
         end = v(p.end)
-        shut = cut & (score < 3) & ~(gone | early) & (ended >= p.stop_signal - TOL_NS) & (sent_eff <= end + TOL_NS)
+        shut = cut & (score < 3) & ~(gone | early) & (ended >= p.stop_signal - tol_ns) & (sent_eff <= end + tol_ns)
         score[shut] = 3
         dist[shut] = np.abs(ended[shut] - p.stop_signal)
     # plausible: terminating (deleted) or not yet serving
@@ -158,7 +159,7 @@ def _evidence(p: PodLife, code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray
 
 def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndarray, sent: np.ndarray,
                           ended: np.ndarray, ready_means_listening: bool = False,
-                          t_vis: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          t_vis: np.ndarray | None = None, tol_ns: int = TOL_NS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pod index or -1, ambiguous, rivals (tuple of pod indices) or None) for failures on
     connections no answer named a pod for. ``t_vis``: when the connection was
     opened (the candidates are the pods visible then); default ``t_conn``."""
@@ -176,10 +177,10 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
         key = np.full((len(pods), m), -1, dtype=np.float64)  # -1 = not visible
         dists = np.full((len(pods), m), np.inf)
         for i, p in enumerate(pods):
-            vis = p.visible_mask(t_vis[sl], TOL_NS)
+            vis = p.visible_mask(t_vis[sl], tol_ns)
             if not vis.any():
                 continue
-            score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl], ready_means_listening)
+            score, dist = _evidence(p, code[sl], t_conn[sl], sent[sl], ended[sl], ready_means_listening, tol_ns)
             # visible only within the tolerance of its endpoint change: less likely
             edge = vis & ~p.visible_mask(t_vis[sl], 0)
             score = np.where(edge, np.maximum(score - 1, 1), score).astype(np.int8)
@@ -195,7 +196,7 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
         same_score = (np.floor(key) == np.floor(top)[None, :]) & (key >= 0)
         same_score[idx, cols] = False
         d_best = dists[idx, cols]
-        farther = np.isfinite(d_best)[None, :] & (dists > AMBIGUOUS_RATIO * d_best[None, :] + TOL_NS)
+        farther = np.isfinite(d_best)[None, :] & (dists > AMBIGUOUS_RATIO * d_best[None, :] + tol_ns)
         ties = same_score & ~farther & (top >= 0)[None, :]
         ambiguous[sl] = ties.any(axis=0)
         for c in np.flatnonzero(ambiguous[sl]):
@@ -204,13 +205,17 @@ def _infer_from_endpoints(pods: list[PodLife], code: np.ndarray, t_conn: np.ndar
 
 
 def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarray, *,
-              ready_means_listening: bool = False) -> pd.DataFrame:
+              ready_means_listening: bool = False, tol_ns: int = TOL_NS) -> pd.DataFrame:
     """One row per failed request (index = the request's row), with columns
     t_ns, outcome code, conn_id, reused, pod, phase, how, ambiguous,
     candidates, route_pod.
 
     ``ready_means_listening``: the readiness probe is a network probe
-    (httpGet, tcpSocket), so a Ready pod was listening."""
+    (httpGet, tcpSocket), so a Ready pod was listening.
+    ``tol_ns``: how far apart an event and a request time may be and still
+    count as simultaneous; widened by the generators' clock uncertainty
+    (manifest ``generators.clock_uncertainty_ns``) when the requests came
+    from pods with clocks of their own."""
     f = req.loc[failed_mask]
     code = f["code"].to_numpy()
     sent = f["sent_ns"].to_numpy()
@@ -253,7 +258,7 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
         t_open = pd.Series(conn).map(opened).to_numpy(dtype=np.float64)
         t_vis = np.where(reused & ~np.isnan(t_open), np.nan_to_num(t_open), t_conn[nidx]).astype(np.int64)
         best, amb, second = _infer_from_endpoints(plist, code[nidx], t_conn[nidx], sent[nidx], ended[nidx],
-                                                  ready_means_listening, t_vis)
+                                                  ready_means_listening, t_vis, tol_ns)
         names = np.array([p.name for p in plist] + [None], dtype=object)
         guess[nidx] = names[best]  # -1 -> None
         pod[nidx] = np.where(amb, None, names[best])
@@ -267,10 +272,10 @@ def attribute(req: pd.DataFrame, pods: dict[str, PodLife], failed_mask: np.ndarr
     for name, p in pods.items():
         sel = pod == name
         if sel.any():
-            phase[sel] = phase_at(p, t_judge[sel], sent[sel], ended[sel], TOL_NS)
+            phase[sel] = phase_at(p, t_judge[sel], sent[sel], ended[sel], tol_ns)
     # an ambiguous pick keeps a phase when every candidate was in the same one
     for i in np.flatnonzero(ambiguous):
-        ph = {int(phase_at(pods[x], t_judge[i:i + 1], sent[i:i + 1], ended[i:i + 1], TOL_NS)[0])
+        ph = {int(phase_at(pods[x], t_judge[i:i + 1], sent[i:i + 1], ended[i:i + 1], tol_ns)[0])
               for x in str(candidates[i]).split(" | ")}
         phase[i] = ph.pop() if len(ph) == 1 else -1
     phase_names = np.array([*PHASE_NAMES, "unknown"], dtype=object)

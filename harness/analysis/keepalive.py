@@ -48,7 +48,10 @@ def cuts_busy_connections(ctx: Context, p, rows: np.ndarray) -> bool:
     it closes the idle ones; one that cuts them answers nothing after, and
     when the app counts its requests in flight at that moment (app log) a
     count above 0 says it cut them. Without that word the failures' own
-    times decide (race_mask)."""
+    times decide (race_mask). A request written after the app closed its
+    listener and counted its requests in flight is not one of them."""
+    if p.listener_closed is not None:
+        rows = rows & (ctx.att["sent_ns"].to_numpy() < p.listener_closed)
     if not rows.any() or not p.inflight_at_close:
         return False
     cut_at = int(ctx.att["ended_ns"].to_numpy()[rows].min())

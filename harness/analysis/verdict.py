@@ -9,6 +9,16 @@ engine fell behind its schedule (dropped ratio or send-lag p99 over the
 limits), the rollout did not complete, the run did not finish
 (interrupted, crashed), there were no requests, or the baseline already
 failed the gate before anything was disrupted.
+
+A failure seen is not undone by a late sender: when the engine fell behind
+(and nothing else blinded the run) but requests failed in ways only the
+server produces at the moment they were sent — refused, reset, closed
+without a response — and more of them than the gate allows, the run fails.
+A late (or bursting) sender shifts *when* requests are tried, never whether
+a request tried at that moment is refused or cut off; its own timers
+(connect/read timeouts) and the load of its catch-up bursts (a shed 503) it
+can cause, so those are not counted for this. The count is then a lower
+bound, and the verdict says so.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ THRESHOLDS = (
 )
 #: thresholds whose breach means the engine could not see, not that the service failed
 ENGINE_THRESHOLDS = ("maxSendLagP99Ms", "maxDroppedRatio")
+#: failures the server produces at the moment a request is tried, which a late sender cannot cause
+SERVER_CAUSED = ("refused", "reset", "closed")
 
 
 def gate_limits(gate: Gate) -> dict[str, float | None]:
@@ -76,11 +88,14 @@ def _human(row: dict[str, Any]) -> str:
 
 def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
            thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
-           records_complete: bool = True, unobserved: list[str] | None = None) -> dict[str, Any]:
+           records_complete: bool = True, unobserved: list[str] | None = None,
+           server_caused_failed: int = 0) -> dict[str, Any]:
     """The verdict from the run's facts; pure, so it is tested by tables.
 
     ``unobserved``: why the run did not see the whole disruption (a deleted
-    pod not seen to end), one sentence each; any makes it inconclusive."""
+    pod not seen to end), one sentence each; any makes it inconclusive.
+    ``server_caused_failed``: failed requests of the rollout window whose
+    outcome is one of SERVER_CAUSED (counted as the gate counts)."""
     why_blind: list[str] = list(unobserved or [])
     if total == 0:
         why_blind.append("no requests were recorded")
@@ -93,11 +108,25 @@ def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_to
         why_blind.append("the rollout did not complete" + (f": {err}" if err else ""))
     elif rollout is None:
         why_blind.append("the manifest does not say whether the rollout completed")
+    lag: list[str] = []
     for row in thresholds:
         if row["name"] in ENGINE_THRESHOLDS and row["status"] == "fail":
-            why_blind.append(f"the traffic engine fell behind its schedule: {row['message']}")
+            lag.append(f"the traffic engine fell behind its schedule: {row['message']}")
+    if lag and not why_blind and not _baseline_failing(baseline_rows):
+        limit = next((r["limit"] for r in thresholds if r["name"] == "maxFailedRequests"), None)
+        if limit is not None and server_caused_failed > limit:
+            return {"status": "fail", "exit_code": EXIT_FAIL,
+                    "reasons": [f"maxFailedRequests: {server_caused_failed} requests refused, reset or closed by the "
+                                f"server (limit {limit:g})"] + lag
+                               + ["a late sender cannot cause a refused, reset or closed request: these failures are "
+                                  "real; the count is a lower bound (requests sent late, or not at all, were not "
+                                  "tried on schedule)"],
+                    "headline": f"FAIL: {server_caused_failed} requests refused, reset or closed by the server "
+                                f"during the rollout (the gate allows {limit:g}), seen although the traffic "
+                                "engine fell behind its schedule"}
+    why_blind += lag
     if baseline_rows:
-        bad = [r for r in baseline_rows if r["status"] == "fail" and r["name"] not in ENGINE_THRESHOLDS]
+        bad = _baseline_failing(baseline_rows)
         if bad:
             why_blind.append("the target was already failing before the disruption (baseline "
                              + "; ".join(r["message"] for r in bad) + ")")
@@ -114,3 +143,7 @@ def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_to
     notes = [] if records_complete else ["a torn last record batch was skipped"]
     return {"status": "pass", "exit_code": EXIT_PASS, "reasons": notes or ["every gate threshold held"],
             "headline": "PASS: every gate threshold held during the rollout"}
+
+
+def _baseline_failing(baseline_rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [r for r in baseline_rows or [] if r["status"] == "fail" and r["name"] not in ENGINE_THRESHOLDS]

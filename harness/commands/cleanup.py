@@ -6,6 +6,8 @@ carries ``app.kubernetes.io/managed-by=rollout-harness``, so this finds the
 leftovers by that label: whole namespaces, or — with ``--namespace`` for a
 run that used an existing namespace — the Deployments, Services and
 PodDisruptionBudgets in it. Nothing without the label is ever touched.
+Nodes a killed drain left cordoned carry the annotation
+``rollout-harness.io/cordoned-by``: they are uncordoned (the mark goes too).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 def register(sub) -> None:
     p = sub.add_parser(
         "cleanup",
-        help="delete namespaces/objects left on a cluster by killed runs (by label)",
+        help="delete namespaces/objects left on a cluster by killed runs (by label), uncordon nodes they left cordoned",
         description="Delete what rollout-harness runs left on a cluster, found by the label "
         "app.kubernetes.io/managed-by=rollout-harness. Exit 0 when done, 3 when the cluster "
         "cannot be reached.",
@@ -32,17 +34,26 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.platforms.kubernetes.cleanup import find_leftovers, delete_leftovers
-    from harness.platforms.kubernetes.client import load_api
+    from harness.platforms.kubernetes.cleanup import delete_leftovers, find_cordoned, find_leftovers
+    from harness.platforms.kubernetes.client import KubeError, load_api
 
     api = load_api(kubeconfig=args.kubeconfig, context=args.context)
     leftovers = find_leftovers(api, namespace=args.namespace, run_id=args.run)
+    try:
+        leftovers += find_cordoned(api, run_id=args.run)
+    except KubeError as exc:
+        if exc.status not in (401, 403):
+            raise
+        print(f"cannot list nodes ({exc}): nodes a killed drain left cordoned were not checked", file=sys.stderr)
     if not leftovers:
         print(f"nothing left over on context {api.context!r}")
         return 0
-    verb = "would delete" if args.dry_run else "deleting"
     for item in leftovers:
-        print(f"{verb} {item}")
+        node = item.resource == "nodes"
+        if args.dry_run:
+            print(f"would {'uncordon' if node else 'delete'} {item}")
+        else:
+            print(f"{'uncordoning' if node else 'deleting'} {item}")
     if not args.dry_run:
         failed = delete_leftovers(api, leftovers)
         for item, err in failed:

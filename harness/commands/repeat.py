@@ -107,6 +107,11 @@ def _findings(res: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+def _explains(findings: list[dict[str, Any]], rule: str | None) -> bool:
+    """Whether a finding of ``rule`` still explains failed requests."""
+    return any(f.get("rule") == rule and int(f.get("failures") or 0) > 0 for f in findings)
+
+
 def _failed(res: dict[str, Any]) -> int:
     """Failed requests in the rollout window(s): the run's, or the series' total."""
     s = res["summary"]
@@ -191,7 +196,17 @@ def verify_fix(args: argparse.Namespace, scenario) -> int:
     else:
         left = top_failing_finding(_findings(after))
         record["remaining"] = deployment_fix(left, fixed).as_dict() if left else None
+        gone = _status(after) in ("fail", "flaky") and not _explains(_findings(after), fix.rule)
+        record["fixed_finding_gone"] = gone
+        view = after["summary"].get("client_view") or {}
+        retried = view.get("visible") == 0 and _failed(after) > 0 and "aggregate" not in after["summary"]
+        record["after"]["client_visible_failures"] = view.get("visible")
         record["result"] = (f"not verified: after the fix the run is {_status(after)} ({counts})"
+                            + (f"; the {fix.rule} fix removed the failures it explains (no {fix.rule} finding "
+                               "after)" if gone else "")
+                            + ("; every failure left is one a client that replays an idempotent request on a "
+                               "closed keep-alive connection retries transparently (0 visible; gate.countFailures: "
+                               "clientVisible would pass it)" if retried else "")
                             + (f"; what remains is {left['rule']}: {deployment_fix(left, fixed).text}" if left else ""))
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json_atomic(base / "verify-fix.json", record)

@@ -51,6 +51,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.errors import BadInput
     from harness.model.rundir import default_run_dir
+    from harness.model.generators import check_generators
     from harness.model.scenario import load_scenario
     from harness.runner import check_platform, run_scenario
     from harness.traffic.progress import Progress
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     # bad input: exit 2 before anything is created
     scenario = load_scenario(args.scenario, args.overrides, manifests=getattr(args, "manifests", None) or None)
     check_platform(args.platform)
+    check_generators(scenario, args.platform)
     if args.repeat != 1 or args.lanes != 1 or args.verify_fix:
         from harness.commands.repeat import run_repeated
 

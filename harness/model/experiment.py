@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.model.generators import Generators
 from harness.model.podspec import App, _Model
 
 
@@ -47,6 +48,8 @@ class Traffic(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     pod_header: str = "X-Pod-Name"
     workers: int = Field(1, ge=1, le=64)
+    #: in-cluster generator pods (kubernetes platform; harness.model.generators, docs/generators.md)
+    generators: Generators | None = None
 
     @field_validator("path")
     @classmethod

@@ -10,6 +10,15 @@ differ (``DrainTarget``).
     → give up when ``timeout_s`` (kubectl drain --timeout) runs out
     → uncordon (a node maintenance ends with it; kubectl leaves it to you)
 
+Only the nodes this drain cordoned are uncordoned: one that was cordoned
+already (someone else's maintenance) is drained but left as it was found.
+A drain cut short — Ctrl-C or SIGTERM cancel it, an API error ends it —
+always gives its nodes back, even with ``uncordon=False`` (which keeps them
+cordoned only after a drain that finished); an uncordon that fails is
+recorded (``left_cordoned``) and does not stop the others. A run killed
+outright (SIGKILL) cannot: the kubernetes platform marks the nodes it
+cordons so that ``rollout-harness cleanup`` finds them.
+
 Every step is a lifecycle event (node_cordoned, eviction_requested,
 eviction_refused, evicted, node_uncordoned). Time comes from ``now`` and
 ``sleep`` so the retry and the timeout are tested with fake time.
@@ -31,7 +40,8 @@ DELETE_POLL_S = 1.0
 
 
 class DrainTarget(Protocol):
-    def cordon(self, node: str) -> Awaitable[None]: ...
+    #: True when this call cordoned the node, False when it was cordoned already
+    def cordon(self, node: str) -> Awaitable[bool]: ...
     def uncordon(self, node: str) -> Awaitable[None]: ...
     def pods_on(self, node: str) -> Awaitable[list[str]]: ...
     #: (HTTP status, message, the PDB's status as the answer saw it, or {})
@@ -53,6 +63,10 @@ class DrainResult:
     started_ns: int = 0
     ended_ns: int = 0
     timed_out: bool = False
+    #: the nodes this drain cordoned (not those cordoned before it)
+    cordoned: list[str] = dataclasses.field(default_factory=list)
+    #: nodes whose uncordon failed, with the error
+    left_cordoned: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -65,7 +79,8 @@ class DrainResult:
     def as_dict(self) -> dict:
         return {"nodes": self.nodes, "evicted": self.evicted, "blocked": self.blocked,
                 "evictions_refused": self.refusals, "eviction_requests": self.requests,
-                "duration_s": self.duration_s, "timed_out": self.timed_out, "complete": self.complete}
+                "duration_s": self.duration_s, "timed_out": self.timed_out, "complete": self.complete,
+                "cordoned": self.cordoned, "left_cordoned": self.left_cordoned}
 
     def failure_text(self, timeout_s: float) -> str:
         pods = ", ".join(sorted(self.blocked)) or "evicted pods still terminating"
@@ -87,10 +102,15 @@ async def run_drain(target: DrainTarget, nodes: list[str], *, timeout_s: float, 
     pods are evicted, with the same 429 retry, wait and timeout."""
     res = DrainResult(nodes=list(nodes), started_ns=now())
     deadline = res.started_ns + int(timeout_s * 1e9)
+    finished = False
     try:
         for node in nodes:
-            await target.cordon(node)
-            emit(EventKind.NODE_CORDONED, "", node=node)
+            # no checkpoint between the answer and the record: a cancel cannot lose a cordon
+            if await target.cordon(node):
+                res.cordoned.append(node)
+                emit(EventKind.NODE_CORDONED, "", node=node)
+            else:
+                emit(EventKind.NODE_CORDONED, "", node=node, already_cordoned=True)
         if pods is None:
             pods = []
             for node in nodes:
@@ -129,11 +149,22 @@ async def run_drain(target: DrainTarget, nodes: list[str], *, timeout_s: float, 
         async with anyio.create_task_group() as tg:
             for pod in pods:
                 tg.start_soon(evict_one, pod)
+        finished = True
     finally:
         res.ended_ns = now()
-        if uncordon:
+        if uncordon or not (finished and res.complete):
             with anyio.CancelScope(shield=True):
-                for node in nodes:
-                    await target.uncordon(node)
-                    emit(EventKind.NODE_UNCORDONED, "", node=node)
+                await _give_back(target, res, emit, cut_short=not finished)
     return res
+
+
+async def _give_back(target: DrainTarget, res: DrainResult, emit: Emit, *, cut_short: bool) -> None:
+    """Uncordon every node the drain cordoned, each on its own: one failure
+    is recorded and the others still go back."""
+    for node in res.cordoned:
+        try:
+            await target.uncordon(node)
+        except Exception as exc:  # noqa: BLE001 - recorded; the kubernetes mark lets cleanup finish it
+            res.left_cordoned[node] = f"{type(exc).__name__}: {exc}"
+            continue
+        emit(EventKind.NODE_UNCORDONED, "", node=node, **({"cut_short": True} if cut_short else {}))

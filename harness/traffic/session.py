@@ -59,6 +59,11 @@ class TrafficSession:
             return Snapshot.from_shared(self._pool.slots)
         return None
 
+    def problems(self) -> list[str]:
+        """Why the traffic could not see (the runner makes the run inconclusive);
+        the harness's own engines report falling behind through their records."""
+        return []
+
     def stop(self) -> None:
         """First call: stop scheduling, drain; later calls: abort in-flight requests."""
         self._stops += 1

@@ -139,3 +139,17 @@ def test_an_exited_pod_and_one_just_signalled_are_ambiguous(tmp_path):
     row = _failures(b).iloc[0]
     assert (row["pod"], row["how"], row["ambiguous"]) == (None, "ambiguous", True)
     assert set(row["candidates"].split(" | ")) == {"api-a1", "api-a2"}
+
+
+@pytest.mark.parametrize("uncertainty_ms,expected", [(0, None), (40, "api-a1")], ids=["own-clock", "generators-40ms"])
+def test_generators_clock_uncertainty_widens_the_tolerance(tmp_path, uncertainty_ms, expected):
+    """A refusal stamped 80 ms before api-a1 closed its listener: with the
+    harness's own clock (50 ms tolerance) the two are not simultaneous; with
+    generator clocks known to +-40 ms (manifest generators.clock_uncertainty_ns)
+    they may be, and api-a1's refusal is the evidence."""
+    b = _two_pods(tmp_path)
+    b.manifest_extra["generators"] = {"clock_uncertainty_ns": uncertainty_ms * 1_000_000}
+    b.request(1.921, Outcome.REFUSED, route_pod="api-a1", sent=False)
+    row = _failures(b).iloc[0]
+    got = row["pod"] if row["how"] == "endpoints" and not row["ambiguous"] else None
+    assert got == expected, row.to_dict()

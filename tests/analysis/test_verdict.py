@@ -13,11 +13,12 @@ GOOD = {"failed_requests": 0, "error_ratio": 0.0, "disruption_seconds": 0.0, "p9
 ROLLOUT_OK = {"completed": True, "error": None}
 
 
-def verdict(values=None, *, status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800, baseline=None):
+def verdict(values=None, *, status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800, baseline=None,
+            server_caused=0, unobserved=None):
     rows = check_thresholds(LIMITS, {**GOOD, **(values or {})})
     base = check_thresholds(LIMITS, {**GOOD, **baseline}) if baseline else None
     return decide(status=status, rollout=rollout, total=total, window_total=window_total, thresholds=rows,
-                  baseline_rows=base)
+                  baseline_rows=base, server_caused_failed=server_caused, unobserved=unobserved)
 
 
 CASES = [
@@ -26,7 +27,20 @@ CASES = [
     ("slow", {"p99_latency_ms": 250.0}, {}, "fail", 1),
     ("engine-lag", {"send_lag_p99_ms": 80.0}, {}, "inconclusive", 3),
     ("engine-dropped", {"dropped_ratio": 0.01}, {}, "inconclusive", 3),
+    # failures the engine's own lateness can cause (timeouts, a burst's 503s): not proof
     ("engine-lag-and-failures", {"send_lag_p99_ms": 80.0, "failed_requests": 9}, {}, "inconclusive", 3),
+    # refused / reset / closed by the server: a late sender cannot cause them, so they are proof
+    ("engine-lag-server-caused", {"send_lag_p99_ms": 80.0, "failed_requests": 9}, {"server_caused": 7}, "fail", 1),
+    ("engine-dropped-server-caused", {"dropped_ratio": 0.01, "failed_requests": 2}, {"server_caused": 2}, "fail", 1),
+    ("engine-lag-server-caused-within-gate", {"send_lag_p99_ms": 80.0, "failed_requests": 9}, {"server_caused": 0},
+     "inconclusive", 3),
+    # lag is the only blindness that failures can outweigh
+    ("engine-lag-server-caused-unobserved", {"send_lag_p99_ms": 80.0, "failed_requests": 9},
+     {"server_caused": 9, "unobserved": ["pod p was never seen to end"]}, "inconclusive", 3),
+    ("engine-lag-server-caused-crashed", {"send_lag_p99_ms": 80.0, "failed_requests": 9},
+     {"server_caused": 9, "status": "crashed"}, "inconclusive", 3),
+    ("engine-lag-server-caused-baseline-failing", {"send_lag_p99_ms": 80.0, "failed_requests": 9},
+     {"server_caused": 9, "baseline": {"failed_requests": 2}}, "inconclusive", 3),
     ("crashed", {}, {"status": "crashed"}, "inconclusive", 3),
     ("interrupted", {}, {"status": "interrupted"}, "inconclusive", 3),
     ("rollout-failed", {}, {"status": "rollout_failed", "rollout": {"completed": False, "error": "stuck"}},
@@ -57,3 +71,10 @@ def test_thresholds_without_a_limit_are_skipped_and_missing_values_unknown():
     assert rows["maxErrorRatio"]["status"] == "skipped"
     assert rows["maxP99LatencyMs"]["status"] == "unknown"
     assert rows["maxFailedRequests"]["status"] == "pass"
+
+
+def test_failures_seen_despite_engine_lag_say_the_count_is_a_lower_bound():
+    v = verdict({"send_lag_p99_ms": 80.0, "failed_requests": 12}, server_caused=11)
+    assert v["status"] == "fail"
+    assert v["headline"].startswith("FAIL: 11 requests refused, reset or closed by the server")
+    assert any("fell behind" in r for r in v["reasons"]) and any("lower bound" in r for r in v["reasons"])

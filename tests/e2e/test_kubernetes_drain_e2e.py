@@ -6,8 +6,8 @@ On a single-node cluster (the project's own) only the scenarios whose
 outcome does not need a second node run: drain-pdb-blocks (every eviction
 429 until the timeout) and drain-single-replica (the only pod evicted; its
 replacement waits for the uncordon). The others need somewhere for the
-replacements to go and are skipped there with that reason (kind with
-workers runs them)."""
+replacements to go and are skipped there with that reason; the multi-node
+kind cluster runs all four (tests/e2e/test_kind_drain_e2e.py, make kind-e2e)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 #: of 3 runs: docs/ingress.md).
 INGRESS_PARITY = ("ingress-best-practice",)
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml")
-                   if not p.stem.startswith(("drain-", "ingress-")) or p.stem in INGRESS_PARITY)
+                   if not p.stem.startswith(("drain-", "ingress-", "rare-")) or p.stem in INGRESS_PARITY)
+# rare-*: a mistake scaled to fail in some rollouts only (docs/proof.md): one run of it passes or
+# fails by chance on either platform, so it is judged by run --repeat, not by one run's parity
 TERMINATING = ("terminating", "draining", "killed", "gone")
 
 

@@ -60,12 +60,17 @@ class FakeCluster:
         self.cordoned: set[str] = set()
         self.log: list[tuple] = []
         self.evicted_at: dict[str, int] = {}
+        self.fail_uncordon: set[str] = set()
 
     async def cordon(self, node):
+        was = node in self.cordoned
         self.cordoned.add(node)
         self.log.append(("cordon", node))
+        return not was
 
     async def uncordon(self, node):
+        if node in self.fail_uncordon:
+            raise RuntimeError(f"uncordon {node}: connection refused")
         self.cordoned.discard(node)
         self.log.append(("uncordon", node))
 
@@ -158,3 +163,56 @@ def test_evict_mode_cordons_nothing_and_evicts_only_the_pods_named():
     assert not any(e[0] in ("cordon", "uncordon") for e in c.log)
     assert {e[1] for e in c.log if e[0] == "evict"} == {"b"}
     assert "node_cordoned" not in [e[0] for e in events]
+
+
+def cut_short(cluster, time, nodes, at_s, **kw):
+    """The drain cancelled at ``at_s`` (Ctrl-C / SIGTERM: the runner cancels the
+    disruption): what run_drain left behind, and its events."""
+    events, results = [], []
+
+    async def main():
+        async with anyio.create_task_group() as tg:
+            async def drainer():
+                results.append(await run_drain(cluster, nodes, timeout_s=60, now=time.now, sleep=time.sleep,
+                                               emit=lambda kind, pod, **d: events.append((str(kind), pod, d)), **kw))
+            tg.start_soon(drainer)
+            await time.sleep(at_s)
+            tg.cancel_scope.cancel()
+        return results
+
+    return anyio.run(time.run, main), events
+
+
+@pytest.mark.parametrize("uncordon", [True, False])
+def test_a_drain_cut_short_gives_back_the_nodes_it_cordoned(uncordon):
+    """Ctrl-C in the middle of the 429 retries: the nodes are uncordoned even
+    with uncordon=False (that keeps them cordoned only after a finished drain)."""
+    t = FakeTime()
+    c = FakeCluster(t, {"n1": ["a"], "n2": ["b"]}, {"a": [429], "b": [429]})
+    results, events = cut_short(c, t, ["n1", "n2"], at_s=12, uncordon=uncordon)
+    assert results == []  # cancelled: run_drain did not return
+    assert c.cordoned == set() and ("uncordon", "n1") in c.log and ("uncordon", "n2") in c.log
+    assert [e[2] for e in events if e[0] == "node_uncordoned"] == [{"node": "n1", "cut_short": True},
+                                                                   {"node": "n2", "cut_short": True}]
+    # no eviction after the cancel
+    assert max(e[3] for e in c.log if e[0] == "evict") <= 10_000_000_000
+
+
+def test_a_node_cordoned_before_the_drain_stays_cordoned():
+    t = FakeTime()
+    c = FakeCluster(t, {"n1": ["a"]}, {})
+    c.cordoned.add("n1")
+    res, events = drain(c, t, ["n1"])
+    assert res.complete and res.cordoned == [] and c.cordoned == {"n1"} and ("uncordon", "n1") not in c.log
+    assert [e[3] for e in events if e[0] == "node_cordoned"] == [{"node": "n1", "already_cordoned": True}]
+
+
+def test_an_uncordon_that_fails_is_recorded_and_the_other_nodes_still_go_back():
+    t = FakeTime()
+    c = FakeCluster(t, {"n1": ["a"], "n2": ["b"]}, {})
+    c.fail_uncordon = {"n1"}
+    res, events = drain(c, t, ["n1", "n2"])
+    assert res.complete and c.cordoned == {"n1"}
+    assert res.left_cordoned == {"n1": "RuntimeError: uncordon n1: connection refused"}
+    assert res.as_dict()["left_cordoned"] == res.left_cordoned and res.as_dict()["cordoned"] == ["n1", "n2"]
+    assert [e[3]["node"] for e in events if e[0] == "node_uncordoned"] == ["n2"]

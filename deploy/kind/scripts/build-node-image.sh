@@ -91,7 +91,7 @@ build_images() {
       pause) install -m 0755 "$BIN_DIR/pause" "$layer/pause"
         write_image "$layer" "registry.k8s.io/pause:$PAUSE_IMAGE_TAG" '["/pause"]' "$out/$c.tar" ;;
       standin-cni) mkdir -p "$layer/bin"; install -m 0755 /bin/busybox "$layer/bin/busybox"
-        for a in sh nsenter sleep; do ln -s busybox "$layer/bin/$a"; done
+        for a in sh nsenter sleep cat; do ln -s busybox "$layer/bin/$a"; done
         write_image "$layer" "localhost/rollout-harness-standin-cni:0.1.0" '["/bin/sh"]' "$out/$c.tar" ;;
     esac
     rm -rf "$layer"

@@ -3,19 +3,25 @@
 #   1. set up (cached by version): Debian's docker.io, kind from the Go module
 #      proxy, the node image and the sample app's base image (built locally);
 #   2. snapshot the host; start the private dockerd; docker load the images;
-#   3. make kind-up (KIND_IMAGE = the local node image), make kind-load, the
-#      kind e2e tests (best-practice, no-prestop; tests/e2e/test_kind_e2e.py),
-#      make kind-down;
+#   3. phase "single": make kind-up (KIND_IMAGE = the local node image), make
+#      kind-load, the kind e2e tests (best-practice, no-prestop;
+#      tests/e2e/test_kind_e2e.py), make kind-down;
+#      phase "multi": the same with kind-config-multinode.yaml (one control
+#      plane, two workers): cross-node traffic and the four node-drain
+#      scenarios (tests/e2e/test_kind_drain_e2e.py), make kind-down;
 #   4. stop dockerd (undoing its host changes) and compare the host with the
 #      snapshot: any difference fails the target.
 # Teardown runs on failure and on Ctrl-C too; the first failure is the exit code.
 # KIND_E2E_LOCK=FILE: hold that lock (flock) for steps 2-4.
+# KIND_E2E_PHASES="single multi" (the default): which clusters of step 3, in order.
 source "$(dirname "$0")/lib.sh"
 S="$KIND_DIR/scripts"
 PY="${PY:-$REPO_DIR/.venv/bin/python}"
 export KUBECONFIG="$KIND_STATE/kubeconfig"   # kind writes its context here, not to ~/.kube/config
 mkdir -p "$KIND_STATE"
 t0=$(date +%s)
+KIND_E2E_PHASES="${KIND_E2E_PHASES:-single multi}"
+MULTINODE="$KIND_DIR/kind-config-multinode.yaml"
 
 images="$(bash "$S/setup.sh")"
 node_tar="$(sed -n 1p <<< "$images")"; base_tar="$(sed -n 2p <<< "$images")"
@@ -57,10 +63,24 @@ trap 'teardown' EXIT
 
 step "dockerd start" bash "$S/dockerd.sh" start
 step "docker load" bash "$S/load-images.sh" "$node_tar" "$base_tar"
-step "make kind-up" make -s -C "$REPO_DIR" kind-up KIND_IMAGE="$NODE_IMAGE"
-step "make kind-load" make -s -C "$REPO_DIR" kind-load
-step "kind e2e tests" env ROLLOUT_HARNESS_KIND_KUBECONFIG="$KUBECONFIG" \
-  "$PY" -m pytest -m kind "$REPO_DIR/tests/e2e/test_kind_e2e.py" -q -p no:cacheprovider
-step "make kind-down" make -s -C "$REPO_DIR" kind-down
+kind_tests() {  # kind_tests TESTFILE [ENV...]
+  env ROLLOUT_HARNESS_KIND_KUBECONFIG="$KUBECONFIG" "${@:2}" \
+    "$PY" -m pytest -m kind "$REPO_DIR/tests/e2e/$1" -v -p no:cacheprovider -ra --durations=0
+}
+for phase in $KIND_E2E_PHASES; do
+  case $phase in
+    single)  # kind-config.yaml, as users and the example workflow run it
+      step "make kind-up" make -s -C "$REPO_DIR" kind-up KIND_IMAGE="$NODE_IMAGE"
+      step "make kind-load" make -s -C "$REPO_DIR" kind-load
+      step "kind e2e tests" kind_tests test_kind_e2e.py
+      step "make kind-down" make -s -C "$REPO_DIR" kind-down ;;
+    multi)   # one control plane and two workers: cross-node traffic, then the node drains
+      step "make kind-up (multi-node)" make -s -C "$REPO_DIR" kind-up KIND_IMAGE="$NODE_IMAGE" KIND_CONFIG="$MULTINODE"
+      step "make kind-load (multi-node)" make -s -C "$REPO_DIR" kind-load
+      step "kind drain e2e tests" kind_tests test_kind_drain_e2e.py ROLLOUT_HARNESS_KIND_MULTINODE=1
+      step "make kind-down (multi-node)" make -s -C "$REPO_DIR" kind-down ;;
+    *) log "KIND_E2E_PHASES: unknown phase '$phase' (single, multi)"; rc=2 ;;
+  esac
+done
 teardown
 exit $rc

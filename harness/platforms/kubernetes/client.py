@@ -38,6 +38,7 @@ RESOURCES: dict[str, str] = {
     "roles": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
     "rolebindings": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
 }
 NAMESPACES = "/api/v1/namespaces"
 
@@ -81,10 +82,14 @@ class KubeApi(Protocol):
     def list_namespaces(self, label_selector: str) -> list[dict[str, Any]]: ...
     def pod_log(self, namespace: str, pod: str, container: str) -> WatchStream:
         """Follow a container's log; iterates ``{"line": str}`` dicts."""
+    def proxy_get(self, namespace: str, pod: str, port: int, path: str, timeout: float = 10.0,
+                  query: dict[str, str] | None = None) -> dict[str, Any]: ...
     def access_review(self, namespace: str, verb: str, resource: str, group: str,
                       subresource: str = "") -> tuple[bool, str]:
         """(allowed, reason) from a SelfSubjectAccessReview."""
     def version(self) -> dict[str, Any]: ...
+    def get_node(self, name: str) -> dict[str, Any]: ...
+    def list_nodes(self) -> list[dict[str, Any]]: ...
     def patch_node(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """Strategic merge patch of a node (cordon: spec.unschedulable)."""
     def evict(self, namespace: str, pod: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -145,10 +150,11 @@ class _LineStream:
         try:
             for chunk in self._resp.stream(None, decode_content=True):  # one chunk per read, as sent
                 buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        yield self._decode(line)
+                if b"\n" in chunk:  # every complete line of the chunk in one split (a log stream is fast)
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield self._decode(line)
             if buf.strip():
                 yield self._decode(buf)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
@@ -271,6 +277,12 @@ class RestKube:
         finally:
             resp.release_conn()
 
+    def proxy_get(self, namespace, pod, port, path, timeout=10.0, query=None):
+        """GET ``path`` on ``pod:port`` through the API server's pod proxy
+        (no Service, no network path from the harness to the pod needed)."""
+        return self._call("GET", f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}:{int(port)}/proxy{path}",
+                          query=query, timeout=(5, timeout))
+
     def access_review(self, namespace, verb, resource, group, subresource=""):
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
@@ -282,6 +294,12 @@ class RestKube:
 
     def version(self):
         return self._call("GET", "/version", timeout=(5, 10))
+
+    def get_node(self, name):
+        return self._call("GET", f"/api/v1/nodes/{quote(name)}")
+
+    def list_nodes(self):
+        return self._call("GET", "/api/v1/nodes").get("items") or []
 
     def patch_node(self, name, body):
         return self._call("PATCH", f"/api/v1/nodes/{quote(name)}", body=body,

@@ -44,7 +44,8 @@ class ClusterDeployment:
         self.namespace = kube.namespace or manifests.namespace_name(kube.namespace_prefix, self.run_id)
         await self._call(preflight.check_access, api, self.namespace, mode="managed",
                          per_run_namespace=self._owns_namespace, drain=self.sc.disruption.type in ("drain", "evict"),
-                         cordon=self.sc.disruption.type == "drain")
+                         cordon=self.sc.disruption.type == "drain",
+                         generators=self.sc.traffic.generators is not None)
         image_note = await self._call(preflight.check_image, api, self.sc.app.image, kube.image_pull_policy)
         log.info("kubernetes preflight: %s", image_note)
         prepared = self._prepare()
@@ -61,6 +62,7 @@ class ClusterDeployment:
             self._created.append((resource, obj["metadata"]["name"]))
         self._workload = workload_facts(dict(prepared.objects)["deployments"], self.container)
         svc = await self._call(api.get, "services", self.namespace, prepared.service)
+        self._service = prepared.service  # traffic.generators target it from inside
         node_port = (svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort")
         self._url = kube.url.format(node_port=node_port or "")
         if self.sc.traffic.via == "ingress":

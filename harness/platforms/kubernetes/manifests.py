@@ -211,13 +211,17 @@ def _placement(pod_spec: dict[str, Any], d, selector: dict[str, str]) -> None:
             pod_spec["affinity"] = {"podAntiAffinity": out}
 
 
-def rollout_patch(sc: Scenario, *, container: str, now_rfc3339: str) -> dict[str, Any]:
+def rollout_patch(sc: Scenario, *, container: str, now_rfc3339: str, again: bool = False) -> dict[str, Any]:
     """The pod template change that starts the rollout (a strategic merge
     patch): the scenario's new image/env, or the ``kubectl rollout restart``
-    annotation."""
+    annotation. ``again`` (a later rollout of the same Deployment, run
+    --repeat): the image/env are already the new ones, so the patch also
+    sets the restart annotation, as ``kubectl rollout restart`` does, which
+    changes the template and replaces every pod."""
     ch = sc.disruption.change
+    restart = {"metadata": {"annotations": {RESTARTED_AT: now_rfc3339}}}
     if sc.disruption.type == "restart":
-        return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now_rfc3339}}}}}
+        return {"spec": {"template": restart}}
     patch_c: dict[str, Any] = {"name": container}
     if ch.image:
         patch_c["image"] = ch.image
@@ -226,4 +230,4 @@ def rollout_patch(sc: Scenario, *, container: str, now_rfc3339: str) -> dict[str
     if len(patch_c) == 1:
         raise BadInput(f"{sc.source_path or sc.name}: disruption.change: a rollingUpdate needs an image "
                        "or env change (or use disruption.type: restart)")
-    return {"spec": {"template": {"spec": {"containers": [patch_c]}}}}
+    return {"spec": {"template": {"spec": {"containers": [patch_c]}, **(restart if again else {})}}}

@@ -76,6 +76,7 @@ class KubernetesPlatform(ClusterDeployment):
         self._followers: dict[tuple[str, str], LogFollower] = {}
         self._record = None
         self._torn_down = False
+        self._rollouts = 0  # disrupt() calls so far (run --repeat rolls one Deployment out again)
         self._notes: list[str] = []
         self._changes: list[str] = []  # what applying the user's manifests changed in them
         self._progress = ""
@@ -87,6 +88,7 @@ class KubernetesPlatform(ClusterDeployment):
         self.ingress_log: ingress_mod.ProxyLogFollower | None = None
         self.pod_selector = ""
         self._workload: dict[str, Any] = {}
+        self._service = ""  # managed mode: the app's Service (traffic.generators target it)
 
     # ---- the seam -----------------------------------------------------------
     async def __aenter__(self) -> "KubernetesPlatform":
@@ -104,8 +106,11 @@ class KubernetesPlatform(ClusterDeployment):
 
     @property
     def repeatable_disrupt(self) -> bool:
-        """run --repeat redeploys per rollout here (logs are collected at teardown)."""
-        return False
+        """run --repeat rolls one Deployment out again and again (each later
+        rollout also sets the restart annotation, as `kubectl rollout
+        restart` does); a drain leaves its nodes cordoned, and the ingress
+        proxy's access log is read at teardown: a Deployment per rollout."""
+        return self.sc.disruption.type in ("rollingUpdate", "restart") and self.sc.traffic.via != "ingress"
 
     def describe(self) -> dict[str, Any]:
         """For the run manifest: where the run happened and what the watches saw."""
@@ -116,6 +121,21 @@ class KubernetesPlatform(ClusterDeployment):
                 "logs_followed": len(self._followers),
                 **({"ingress": {"proxy": "traefik", "image": ingress_mod.IMAGE, "provider": "kubernetesingress",
                                 "polls": self.ingress_view.polls}} if self.ingress_view is not None else {})}
+
+    async def generator_job(self):
+        """traffic.generators: the generator Job's handle and the in-cluster URL
+        the generators send to (harness.fleet runs them)."""
+        from harness.platforms.kubernetes.generators import target_url
+        from harness.platforms.kubernetes.genpods import GeneratorJob
+
+        gen = self.sc.traffic.generators
+        note = await self._call(preflight.check_image, self.api, gen.image, self.kube.image_pull_policy)
+        log.info("kubernetes preflight (generator image): %s", note)
+        svc = await self._call(self.api.get, "services", self.namespace, self._service)
+        ing = (await self._call(self.api.get, "services", self.namespace, ingress_mod.NAME)
+               if gen.target == "ingress" else None)
+        url = target_url(gen, service=svc, ingress=ing, path=self.sc.traffic.path)
+        return GeneratorJob(self.api, self.namespace, self.run_label), url
 
     def rollout_state(self) -> str:
         """One line for the live progress display."""
@@ -148,7 +168,9 @@ class KubernetesPlatform(ClusterDeployment):
             return
         old = self.pods.live_pods()
         since = self.clock.now()
-        patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now())
+        patch = manifests.rollout_patch(self.sc, container=self.container, now_rfc3339=apitime.rfc3339_now(),
+                                        again=self._rollouts > 0)
+        self._rollouts += 1
         self.events.emit(self.clock.now(), "", K.ROLLOUT_STARTED, SourceKind.HARNESS,
                          type=self.sc.disruption.type, patch=patch)
         dep = await self._call(self.api.patch, "deployments", self.namespace, self.deployment, patch)
@@ -255,6 +277,8 @@ class KubernetesPlatform(ClusterDeployment):
             self._save_ingress_logs()
         for w in self._watches:
             log.info("watch %s: %s", w.resource, w.stats)
+        if self.api is not None and self.sc.disruption.type == "drain":
+            self._uncordon_left()
         if self.api is not None and self.mode == "managed":
             self._delete_created()
         if self._record is not None:
@@ -279,6 +303,23 @@ class KubernetesPlatform(ClusterDeployment):
         followed = None if self.ingress_log is None else self.ingress_log.path
         if followed is not None and followed.exists():
             followed.unlink()  # its text is in PROXY_LOG now
+
+    def _uncordon_left(self) -> None:
+        """Nodes still marked as cordoned by this run (a drain cut short before
+        its own uncordon): give them back (harness.platforms.kubernetes.drain)."""
+        from harness.platforms.kubernetes.drain import uncordon_marked
+
+        try:
+            done = uncordon_marked(self.api, self.run_label)
+        except KubeError as exc:
+            log.warning("kubernetes: could not check for nodes this run left cordoned: %s "
+                        "(`rollout-harness cleanup` uncordons them)", exc)
+            return
+        for node, _, error in done:
+            if error:
+                log.warning("kubernetes: could not uncordon %s: %s (`rollout-harness cleanup` retries)", node, error)
+            else:
+                log.warning("kubernetes: uncordoned %s, left cordoned by this run's drain", node)
 
     def _delete_created(self) -> None:
         try:

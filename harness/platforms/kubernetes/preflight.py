@@ -27,6 +27,8 @@ class Permission(NamedTuple):
     modes: tuple[str, ...] = ("managed", "target")
     #: needed only when the disruption is a node drain
     drain_only: bool = False
+    #: needed only with traffic.generators (the generator Job, its pods' control port)
+    generators_only: bool = False
 
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -44,10 +46,16 @@ PERMISSIONS: tuple[Permission, ...] = (
     # a node drain: evict the run's pods (the API server applies the PDB), read the PDB's status
     Permission("", "pods", ("create",), subresource="eviction", drain_only=True),
     Permission("policy", "poddisruptionbudgets", ("get",), drain_only=True),
+    # traffic.generators: one Indexed Job; clock exchange and start signal through the pod proxy
+    Permission("batch", "jobs", ("create", "delete", "list"), modes=("managed",), generators_only=True),
+    Permission("", "pods", ("get",), subresource="proxy", modes=("managed",), generators_only=True),
+    Permission("", "pods", ("delete",), modes=("managed",), generators_only=True),
 )
 
-#: cluster-scoped, only for a node drain: cordon and uncordon (spec.unschedulable)
-DRAIN_NODE_VERBS = ("patch",)
+#: cluster-scoped, only for a node drain: read a node before cordoning it (one cordoned
+#: already is left as found), cordon and uncordon it (spec.unschedulable and the
+#: cordoned-by mark), list nodes to find what a cut-short drain left marked
+DRAIN_NODE_VERBS = ("get", "list", "patch")
 
 #: cluster-scoped, only when the harness creates a namespace per run
 NAMESPACE_VERBS = ("create", "delete", "list")
@@ -61,10 +69,11 @@ def check_api(api: KubeApi, *, context: str) -> dict:
                             "(is the cluster running? `make kind-up` for kind)") from exc
 
 
-def missing_permissions(api: KubeApi, namespace: str, mode: str, drain: bool = False) -> list[str]:
+def missing_permissions(api: KubeApi, namespace: str, mode: str, drain: bool = False,
+                        generators: bool = False) -> list[str]:
     missing = []
     for p in PERMISSIONS:
-        if mode not in p.modes or (p.drain_only and not drain):
+        if mode not in p.modes or (p.drain_only and not drain) or (p.generators_only and not generators):
             continue
         for verb in p.verbs:
             allowed, reason = api.access_review(namespace, verb, p.resource, p.group, p.subresource)
@@ -76,11 +85,11 @@ def missing_permissions(api: KubeApi, namespace: str, mode: str, drain: bool = F
 
 
 def check_access(api: KubeApi, namespace: str, *, mode: str, per_run_namespace: bool,
-                 drain: bool = False, cordon: bool = True) -> None:
+                 drain: bool = False, cordon: bool = True, generators: bool = False) -> None:
     """``drain``: the disruption evicts pods (drain or evict); ``cordon``:
     and cordons a node (drain only)."""
     try:
-        missing = missing_permissions(api, namespace, mode, drain)
+        missing = missing_permissions(api, namespace, mode, drain, generators)
         if drain and cordon:
             for verb in DRAIN_NODE_VERBS:
                 allowed, _ = api.access_review("", verb, "nodes", "")

@@ -25,8 +25,10 @@ class LocalDrainTarget:
     def _node(self, name: str):
         return next(n for n in self.p.nodes if n.name == name)
 
-    async def cordon(self, node: str) -> None:
-        self._node(node).unschedulable = True
+    async def cordon(self, node: str) -> bool:
+        n = self._node(node)
+        was, n.unschedulable = n.unschedulable, True
+        return not was
 
     async def uncordon(self, node: str) -> None:
         self._node(node).unschedulable = False

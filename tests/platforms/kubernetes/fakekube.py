@@ -11,6 +11,7 @@ event just delivered, so replays are deterministic.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import defaultdict, deque
 from pathlib import Path
@@ -67,6 +68,10 @@ class FakeKube:
         self.objects: dict[tuple[str, str], dict] = {}
         #: pod -> HTTP codes the Eviction API answers in turn (the last repeats)
         self.eviction_answers: dict[str, list[int]] = {}
+        #: node name -> Node object; patch_node merges into it (a missing node is created schedulable)
+        self.nodes: dict[str, dict] = {}
+        #: patch_node answers these HTTP codes in turn before it succeeds
+        self.patch_node_errors: list[int] = []
 
     # -- scripting
     def script_list(self, resource: str, items: list[dict], rv: str, t_ns: int = 0) -> "FakeKube":
@@ -132,9 +137,34 @@ class FakeKube:
     def version(self) -> dict[str, Any]:
         return {"gitVersion": "v1.34.4"}
 
+    def _node(self, name) -> dict:
+        return self.nodes.setdefault(name, {"metadata": {"name": name, "resourceVersion": "1"}, "spec": {}})
+
+    def get_node(self, name):
+        return copy.deepcopy(self._node(name))
+
+    def list_nodes(self):
+        return [copy.deepcopy(n) for n in self.nodes.values()]
+
     def patch_node(self, name, body):
+        """A strategic merge patch of spec.unschedulable and annotations (None
+        deletes), with metadata.resourceVersion as a precondition (409)."""
         self.calls.append(("patch_node", name, body))
-        return {}
+        if self.patch_node_errors:
+            raise KubeError(f"patch node {name}: scripted error", status=self.patch_node_errors.pop(0))
+        node = self._node(name)
+        meta = body.get("metadata") or {}
+        if meta.get("resourceVersion") not in (None, node["metadata"]["resourceVersion"]):
+            raise KubeError(f"node {name}: the object has been modified", status=409)
+        for key, value in (meta.get("annotations") or {}).items():
+            ann = node["metadata"].setdefault("annotations", {})
+            ann.pop(key, None) if value is None else ann.__setitem__(key, value)
+        if "unschedulable" in (body.get("spec") or {}):
+            value = body["spec"]["unschedulable"]
+            node["spec"].pop("unschedulable", None) if value is None else node["spec"].__setitem__("unschedulable",
+                                                                                                    value)
+        node["metadata"]["resourceVersion"] = str(int(node["metadata"]["resourceVersion"]) + 1)
+        return copy.deepcopy(node)
 
     def evict(self, namespace, pod, body):
         self.calls.append(("evict", pod))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import anyio
 
 from harness.platforms.drain import run_drain
-from harness.platforms.kubernetes.drain import KubeDrainTarget, busiest, eviction_body, pods_per_node
+from harness.platforms.kubernetes.drain import (CORDONED_BY, UNCORDON_PATCH, KubeDrainTarget, busiest, cordon_patch,
+                                                eviction_body, pods_per_node, uncordon_marked)
 from tests.platforms.kubernetes.fakekube import FakeKube
 from tests.platforms.test_drain import FakeTime
 
@@ -34,7 +35,7 @@ def setup() -> FakeKube:
 
 def drain(kube: FakeKube, nodes: list[str], timeout_s: float = 60):
     t, events = FakeTime(), []
-    target = KubeDrainTarget(kube, "ns", "app=api", "api")
+    target = KubeDrainTarget(kube, "ns", "app=api", "api", "run-1")
 
     async def main():
         return await run_drain(target, nodes, timeout_s=timeout_s, now=t.now, sleep=t.sleep,
@@ -49,8 +50,8 @@ def test_cordon_evict_with_429_retry_uncordon():
     res, events = drain(kube, ["w1"])
     assert res.complete and sorted(res.evicted) == ["api-1", "api-2"] and res.refusals == 2
     patches = [c for c in kube.calls if c[0] == "patch_node"]
-    assert patches == [("patch_node", "w1", {"spec": {"unschedulable": True}}),
-                       ("patch_node", "w1", {"spec": {"unschedulable": None}})]
+    assert patches == [("patch_node", "w1", cordon_patch("run-1", "1")), ("patch_node", "w1", UNCORDON_PATCH)]
+    assert kube.nodes["w1"]["spec"] == {} and not kube.nodes["w1"]["metadata"].get("annotations")
     refused = [e for e in events if e[0] == "eviction_refused"]
     assert [e[2] for e in refused] == [0, 5_000_000_000]
     assert refused[0][3]["pdb"] == {"expected_pods": 4, "desired_healthy": 3, "current_healthy": 3,
@@ -65,7 +66,7 @@ def test_a_pdb_that_never_allows_gives_up_at_the_timeout():
     res, _ = drain(kube, ["w1"], timeout_s=20)
     assert not res.complete and res.evicted == [] and set(res.blocked) == {"api-1", "api-2"}
     assert res.refusals == 10  # each pod at 0, 5, 10, 15, 20 s
-    assert ("patch_node", "w1", {"spec": {"unschedulable": None}}) in kube.calls
+    assert ("patch_node", "w1", UNCORDON_PATCH) in kube.calls
 
 
 def test_eviction_body_and_placement_helpers():
@@ -84,6 +85,7 @@ class FakePlatform:
         from harness.model.scenario import scenario_from_dict
 
         self.api, self.namespace, self.pod_selector, self.mode = kube, "ns", "app=api", "managed"
+        self.run_label = "run-1"
         self.sc = scenario_from_dict({"name": "t", "disruption": {"type": "drain"}, **scenario_overrides})
         self.clock, self.events = RunClock.start(), EventWriter(tmp_path / "events.jsonl")
         self._progress, self.waited = "", False
@@ -126,7 +128,7 @@ def test_drain_on_cluster_that_cannot_finish_is_a_platform_error(tmp_path):
     with pytest.raises(PlatformError, match="did not finish within 1s.*2 eviction\\(s\\) refused with 429"):
         anyio.run(drain_on_cluster, p)
     assert not p.waited
-    assert ("patch_node", "w1", {"spec": {"unschedulable": None}}) in kube.calls
+    assert ("patch_node", "w1", UNCORDON_PATCH) in kube.calls
 
 
 def test_evict_on_cluster_evicts_the_first_pods_by_name_without_cordon(tmp_path):
@@ -138,3 +140,71 @@ def test_evict_on_cluster_evicts_the_first_pods_by_name_without_cordon(tmp_path)
     summary = anyio.run(drain_on_cluster, p)
     assert summary["complete"] and summary["nodes"] == [] and sorted(summary["evicted"]) == ["api-1", "api-2"]
     assert not [c for c in kube.calls if c[0] == "patch_node"]
+
+
+def test_a_node_cordoned_before_the_drain_is_drained_but_left_cordoned():
+    kube = setup()
+    kube.nodes["w1"] = {"metadata": {"name": "w1", "resourceVersion": "7"}, "spec": {"unschedulable": True}}
+    res, events = drain(kube, ["w1"])
+    assert res.complete and res.cordoned == [] and sorted(res.evicted) == ["api-1", "api-2"]
+    assert not [c for c in kube.calls if c[0] == "patch_node"]  # neither marked nor uncordoned
+    assert kube.nodes["w1"]["spec"] == {"unschedulable": True}
+    assert [e[3] for e in events if e[0] == "node_cordoned"] == [{"node": "w1", "already_cordoned": True}]
+
+
+def test_a_cordon_that_meets_another_writer_reads_the_node_again():
+    kube = setup()
+    kube.patch_node_errors = [409]
+    res, _ = drain(kube, ["w1"])
+    assert res.complete and res.cordoned == ["w1"]
+    assert [c[2]["metadata"].get("resourceVersion") for c in kube.calls if c[0] == "patch_node"] == ["1", "1", None]
+
+
+def test_the_mark_names_the_run_while_cordoned_and_teardown_or_cleanup_find_it():
+    """A drain cut short before its uncordon (killed): the node keeps the mark
+    with the run's label, uncordon_marked gives back exactly that run's nodes."""
+    kube = setup()
+    target = KubeDrainTarget(kube, "ns", "app=api", "api", "run-1")
+    assert anyio.run(target.cordon, "w1") is True
+    KubeDrainTarget(kube, "ns", "app=api", "api", "run-2")._cordon("w2")
+    assert kube.nodes["w1"]["metadata"]["annotations"] == {CORDONED_BY: "run-1"}
+    assert uncordon_marked(kube, "run-1") == [("w1", "run-1", None)]
+    assert kube.nodes["w1"]["spec"] == {} and kube.nodes["w2"]["spec"] == {"unschedulable": True}
+    kube.patch_node_errors = [500]
+    assert uncordon_marked(kube) == [("w2", "run-2", "patch node w2: scripted error")]
+    assert uncordon_marked(kube) == [("w2", "run-2", None)] and uncordon_marked(kube) == []
+
+
+def test_uncordon_false_keeps_the_node_cordoned_without_the_mark(tmp_path):
+    from harness.platforms.kubernetes.drain import drain_on_cluster
+
+    kube = setup()
+    kube.script_list("pods", [pod("api-1", "w1"), pod("api-2", "w1")], "11")
+    p = FakePlatform(kube, tmp_path, {"deployment": {"podDisruptionBudget": {"maxUnavailable": 1}},
+                                      "disruption": {"type": "drain", "drain": {"uncordon": False}}})
+    summary = anyio.run(drain_on_cluster, p)
+    assert summary["complete"] and kube.nodes["w1"]["spec"] == {"unschedulable": True}
+    assert not kube.nodes["w1"]["metadata"].get("annotations")  # the user's cordon now: cleanup leaves it
+
+
+def test_cleanup_uncordons_what_a_killed_drain_left_cordoned(capsys):
+    import argparse
+    from unittest import mock
+
+    from harness.commands import cleanup
+
+    kube = setup()
+    kube.list_namespaces = lambda sel: []
+    kube.context = "kind-x"
+    KubeDrainTarget(kube, "ns", "app=api", "api", "run-1")._cordon("w1")
+    kube.nodes["w2"] = {"metadata": {"name": "w2", "resourceVersion": "1"}, "spec": {"unschedulable": True}}
+    args = argparse.Namespace(kubeconfig=None, context=None, namespace=None, run=None, dry_run=True)
+    with mock.patch("harness.platforms.kubernetes.client.load_api", return_value=kube):
+        assert cleanup.run(args) == 0
+        assert "would uncordon nodes/w1 (run run-1)" in capsys.readouterr().out
+        assert kube.nodes["w1"]["spec"] == {"unschedulable": True}
+        args.dry_run = False
+        assert cleanup.run(args) == 0
+        assert "uncordoning nodes/w1 (run run-1)" in capsys.readouterr().out
+        assert cleanup.run(args) == 0 and "nothing left over" in capsys.readouterr().out
+    assert kube.nodes["w1"]["spec"] == {} and kube.nodes["w2"]["spec"] == {"unschedulable": True}

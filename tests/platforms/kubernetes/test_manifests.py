@@ -137,6 +137,16 @@ def test_rollout_patch_restart_is_kubectls_annotation():
         "kubectl.kubernetes.io/restartedAt": "2026-11-26T04:40:00Z"}
 
 
+def test_a_later_rollout_of_the_same_deployment_also_restarts_it():
+    """run --repeat: the second rollout's env/image are already in the template; without the restart
+    annotation the patch would change nothing and no pod would be replaced."""
+    sc = scenario_from_dict({"name": "t", "disruption": {"change": {"env": {"APP_VERSION": 2}}}})
+    patch = manifests.rollout_patch(sc, container="app", now_rfc3339="2026-11-26T04:41:00Z", again=True)
+    assert patch == {"spec": {"template": {
+        "spec": {"containers": [{"name": "app", "env": [{"name": "APP_VERSION", "value": "2"}]}]},
+        "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T04:41:00Z"}}}}}
+
+
 def test_rollout_patch_without_a_change_is_bad_input():
     sc = scenario_from_dict({"name": "t", "disruption": {"change": {}}})
     with pytest.raises(BadInput, match="disruption.change"):

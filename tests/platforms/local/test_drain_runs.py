@@ -8,8 +8,11 @@ fails with its reason. Marked slow: about a minute per scenario."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,36 @@ def test_drain_single_replica_empties_the_service(tmp_path):
     assert s["verdict"]["status"] == "fail"
     assert s["findings"][0]["rule"] == "single-replica"
     assert s["outcomes"].get("refused", 0) > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_killed_mid_drain_gives_back_the_node_it_cordoned(tmp_path, sig):
+    """SIGTERM (or Ctrl-C) while the PDB refuses every eviction: the run ends
+    interrupted (exit 130) and the drained node is uncordoned before the run
+    dir is closed — even with ``uncordon: false``, which keeps a node cordoned
+    only after a drain that finished."""
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / "drain-pdb-blocks.yaml"),
+            "--out", str(out), "--no-report", "-q", "--set", "disruption.drain.uncordon=false"]
+    for s in SHORTER:
+        args += ["--set", s]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "events.jsonl").exists() and any(e["kind"] == "eviction_refused" for e in read_events(out)):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the drain never met a 429 (exit {proc.poll()}): {proc.stdout.read()[-2000:]}")
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output[-2000:]
+    events = read_events(out)
+    cordoned = [e["detail"]["node"] for e in events if e["kind"] == "node_cordoned"]
+    uncordoned = [e["detail"] for e in events if e["kind"] == "node_uncordoned"]
+    assert cordoned == ["node-1"] and uncordoned == [{"node": "node-1", "cut_short": True}], events[-5:]
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
