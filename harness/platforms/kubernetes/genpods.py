@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
 from typing import Any, Callable
 
 from harness.model.generators import CONTROL_PORT
 from harness.platforms.kubernetes.client import KubeApi, KubeError
+from harness.platforms.kubernetes.podlogs import LineFollower
 from harness.platforms.kubernetes.generators import CONTAINER, GENERATOR_LABEL, JOB_NAME
 
 log = logging.getLogger(__name__)
@@ -93,71 +92,3 @@ class GeneratorJob:
             log.warning("kubernetes: could not delete the generator pods: %s "
                         "(`rollout-harness cleanup` removes leftovers)", exc)
         self.created = False
-
-
-class LineFollower:
-    """Follows one container's log in a daemon thread, each line to
-    ``on_line``; a dropped stream is re-opened (skipping the lines already
-    read) while the container runs. ``ended`` is set when it gave up."""
-
-    def __init__(self, api: KubeApi, namespace: str, pod: str, container: str, on_line: Callable[[str], None], *,
-                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25):
-        self.api, self.namespace, self.pod, self.container = api, namespace, pod, container
-        self.on_line, self.still_running = on_line, still_running
-        self.retries, self.retry_delay = retries, retry_delay
-        self.lines = 0
-        self.reopened = 0
-        self.ended = threading.Event()
-        self._stop = threading.Event()
-        self._stream = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "LineFollower":
-        self._thread = threading.Thread(target=self.run, name=f"gen-log-{self.pod}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._stream is not None:
-            self._stream.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run(self) -> None:
-        attempts = 0
-        try:
-            while not self._stop.is_set() and attempts <= self.retries:
-                attempts += 1
-                try:
-                    self._follow()
-                except KubeError as exc:
-                    log.debug("generator log %s: %s", self.pod, exc)
-                if self._stop.is_set() or not self.still_running():
-                    break
-                self.reopened += 1
-                self._stop.wait(self.retry_delay)
-        finally:
-            self.ended.set()
-
-    def _follow(self) -> None:
-        stream = self.api.pod_log(self.namespace, self.pod, self.container)
-        self._stream = stream
-        skip = self.lines
-        t0 = time.monotonic()
-        try:
-            for i, item in enumerate(stream):
-                if i < skip:
-                    continue
-                self.lines += 1
-                self.on_line(item["line"])
-                if self._stop.is_set():
-                    break
-        finally:
-            self._stream = None
-            stream.close()
-            log.debug("generator log %s: stream ended after %.1f s", self.pod, time.monotonic() - t0)
