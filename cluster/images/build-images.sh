@@ -59,6 +59,23 @@ build_rootfs() {
   log "rootfs built in $(( $(date +%s) - start )) s"
 }
 
+# pip install DIR/requirements.txt into a venv DIR/.venv inside the image root,
+# with the image's own Python; the host's resolver and CA bundle (and pip
+# config) are lent for the install and removed before packing.
+pip_into_root() {  # ROOT DIR NAME WHAT
+  local root=$1 dir=$2 name=$3 what=$4 lent=()
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  if [[ -f /etc/pip.conf ]]; then cp /etc/pip.conf "$root/etc/pip.conf"; lent+=("$root/etc/pip.conf"); fi
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+      ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
+      "$(command -v chroot)" "$root" /bin/sh -c "python3 -m venv $dir/.venv && $dir/.venv/bin/pip install -q -r $dir/requirements.txt" \
+      > "$IMAGE_DIR/$name-pip.log" 2>&1 \
+    || die "pip install of $what into the image failed; log: $IMAGE_DIR/$name-pip.log"
+  rm -f "${lent[@]}"
+  : > "$root/etc/resolv.conf"
+}
+
 app_hash() {
   { sha256sum "$ROOTFS_TAR" | cut -d' ' -f1
     sha256sum "$CLUSTER_DIR/images/build-images.sh" "$ARCHIVE" | cut -d' ' -f1
@@ -78,19 +95,7 @@ build_sample_app() {
     tar -C "$root" -xf "$ROOTFS_TAR"
     mkdir -p "$root/app"
     (cd "$APP_SRC" && tar --exclude=__pycache__ --exclude=.venv -cf - .) | tar -C "$root/app" -xf -
-    # pip inside the image's own Python; the host's resolver and CA bundle (and
-    # pip config) are lent for the install and removed before packing.
-    cp /etc/resolv.conf "$root/etc/resolv.conf"
-    local lent=()
-    if [[ -f /etc/pip.conf ]]; then cp /etc/pip.conf "$root/etc/pip.conf"; lent+=("$root/etc/pip.conf"); fi
-    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-    env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
-        ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
-        "$(command -v chroot)" "$root" /bin/sh -c 'python3 -m venv /app/.venv && /app/.venv/bin/pip install -q -r /app/requirements.txt' \
-        > "$IMAGE_DIR/sample-app-pip.log" 2>&1 \
-      || die "pip install of sample-app/requirements.txt into the image failed; log: $IMAGE_DIR/sample-app-pip.log"
-    rm -f "${lent[@]}"
-    : > "$root/etc/resolv.conf"
+    pip_into_root "$root" /app sample-app sample-app/requirements.txt
     find "$root/app" -name __pycache__ -prune -exec rm -rf {} +
     python3 "$ARCHIVE" --rootfs "$root" --tag "$SAMPLE_APP_IMAGE" \
       --entrypoint '["/app/.venv/bin/python", "/app/app.py"]' \
@@ -127,17 +132,7 @@ build_generator() {
       tar -C "$root" -xf "$venv_tar"
     else
       mkdir -p "$root/gen"; cp "$GEN_REQS" "$root/gen/requirements.txt"
-      cp /etc/resolv.conf "$root/etc/resolv.conf"
-      local lent=()
-      if [[ -f /etc/pip.conf ]]; then cp /etc/pip.conf "$root/etc/pip.conf"; lent+=("$root/etc/pip.conf"); fi
-      cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
-      env -i PATH=/usr/bin:/bin HOME=/root PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
-          ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} ${PIP_CERT:+PIP_CERT="$PIP_CERT"} \
-          "$(command -v chroot)" "$root" /bin/sh -c 'python3 -m venv /gen/.venv && /gen/.venv/bin/pip install -q -r /gen/requirements.txt' \
-          > "$IMAGE_DIR/generator-pip.log" 2>&1 \
-        || die "pip install of generator-requirements.txt into the image failed; log: $IMAGE_DIR/generator-pip.log"
-      rm -f "${lent[@]}"
-      : > "$root/etc/resolv.conf"
+      pip_into_root "$root" /gen generator cluster/images/generator-requirements.txt
       find "$root/gen" -name __pycache__ -prune -exec rm -rf {} +
       tar -C "$root" -cf "$venv_tar.partial" gen && mv "$venv_tar.partial" "$venv_tar"
       for f in "$BUILD_CACHE"/rootfs/generator-venv-*.tar; do [[ "$f" == "$venv_tar" ]] || rm -f "$f"; done
