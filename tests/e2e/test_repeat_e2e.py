@@ -56,8 +56,12 @@ def test_consecutive_rollouts_of_one_deployment_on_the_cluster(tmp_path, kubecon
     assert sorted(p.name for p in out.glob("lane-*")) == ["lane-1"]
     first, second = out / "rollout-01", out / "rollout-02"
     new1, new2 = _new_pods(first), _new_pods(second)
-    carried = json.loads((second / "manifest.json").read_text())["series"]["pods_carried_over"]
-    assert set(carried) == new1 and len(new1) == REPLICAS, (carried, new1)
+    carried = set(json.loads((second / "manifest.json").read_text())["series"]["pods_carried_over"])
+    assert new1 <= carried and len(new1) == REPLICAS, (carried, new1)
+    # besides rollout 1's pods, only old pods whose end rollout 1 saw may still exist (the kubelet
+    # removes a pod's object a little after its container exits); seen on the cluster at load ~4
+    ended1 = {c["pod"] for c in json.loads((first / "summary.json").read_text())["chains"] if c["ended"]}
+    assert carried - new1 <= ended1 - new1, (carried - new1, ended1)
     assert len(new2) == REPLICAS and not new1 & new2
     # every pod rollout 2 replaced was seen to its exit within rollout 2's own window
     summary = json.loads((second / "summary.json").read_text())
