@@ -30,7 +30,7 @@ from harness.errors import (EXIT_INCONCLUSIVE, EXIT_PASS, BadInput, HarnessError
                             PlatformError)
 from harness.model.clock import RunClock
 from harness.model.generators import check_generators
-from harness.model.events import EVENTS_FILE, EventKind, EventWriter, read_events
+from harness.model.events import EVENTS_FILE, EventKind, EventWriter
 from harness.model.requests import REQUESTS_DIR, read_requests_table
 from harness.model.rundir import MANIFEST_FILE, host_info, update_manifest, versions, write_json_atomic
 from harness.model.workload import workload_of
@@ -366,10 +366,6 @@ def failure_counts(run_dir: Path) -> dict[str, int]:
     c = collections.Counter(table.column("outcome").combine_chunks().cast("string").to_pylist())
     c.pop("ok", None)
     return dict(c)
-
-
-def pod_events(run_dir: Path, kind: str) -> list[dict]:
-    return [e for e in read_events(run_dir) if e["kind"] == kind]
 
 
 # ---- `load`: traffic at a URL, no platform ----------------------------------------------------

@@ -77,3 +77,22 @@ def test_the_check_sees_what_it_must(tmp_path, source, bad):
     (fake / "traffic").mkdir(parents=True)
     (fake / "traffic" / "x.py").write_text(source)
     assert bool(violations(fake)) is bad
+
+
+#: the most lines a module of harness/ may have (issue #10: small modules, one reason each)
+MAX_MODULE_LINES = 400
+
+
+def oversized(root: Path = HARNESS) -> list[str]:
+    return [f"harness/{p.relative_to(root)}: {n} lines" for p in sorted(root.rglob("*.py*"))
+            if p.suffix in (".py", ".pyx", ".pxi") and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+
+
+def test_no_module_is_over_400_lines():
+    assert oversized() == []
+
+
+def test_the_size_check_sees_a_long_module(tmp_path):
+    (tmp_path / "long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "short.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert oversized(tmp_path) == [f"harness/long.py: {MAX_MODULE_LINES + 1} lines"]
