@@ -23,21 +23,26 @@ debian_mirror() {
   echo "$uri"
 }
 
-build_pause() {
-  local out="$IMAGE_DIR/pause-$(cat "$BIN_DIR/pause" "$CLUSTER_DIR/images/build-images.sh" | sha256sum | cut -c1-16).tar"
+# static_image NAME BIN TAG -- one static binary alone in its image, as /NAME
+# (pause, traefik); the sandbox rootfs is mounted read-only, so every mount
+# point must already exist.
+static_image() {
+  local name=$1 bin=$2 tag=$3
+  local out="$IMAGE_DIR/$name-$(cat "$bin" "$CLUSTER_DIR/images/build-images.sh" | sha256sum | cut -c1-16).tar"
   if [[ ! -s "$out" ]]; then
     local root; root="$(mktemp -d)"
-    install -m 0755 "$BIN_DIR/pause" "$root/pause"
-    # The sandbox rootfs is mounted read-only: every mount point must already exist.
+    install -m 0755 "$bin" "$root/$name"
     mkdir -p "$root"/{dev,proc,sys,etc,tmp}
     touch "$root"/etc/{resolv.conf,hostname,hosts}
-    python3 "$ARCHIVE" --rootfs "$root" --tag "$PAUSE_IMAGE" --entrypoint '["/pause"]' --out "$out"
+    python3 "$ARCHIVE" --rootfs "$root" --tag "$tag" --entrypoint "[\"/$name\"]" --out "$out"
     rm -rf "$root"
-    log "pause image: $out"
+    log "$name image: $out"
   fi
-  ln -sf "$(basename "$out")" "$IMAGE_DIR/pause.tar"
-  prune pause "$out"
+  ln -sf "$(basename "$out")" "$IMAGE_DIR/$name.tar"
+  prune "$name" "$out"
 }
+
+build_pause() { static_image pause "$BIN_DIR/pause" "$PAUSE_IMAGE"; }
 
 # prune NAME KEEP -- drop archives of NAME from earlier inputs (a few hundred MB each).
 prune() {
@@ -161,18 +166,7 @@ build_generator() {
 # proxy/build.sh builds, alone in its image (as pause).
 build_traefik() {
   local bin; bin="$(bash "$REPO_DIR/proxy/build.sh")" || die "building Traefik failed (proxy/build.sh)"
-  local out="$IMAGE_DIR/traefik-$(cat "$bin" "$CLUSTER_DIR/images/build-images.sh" | sha256sum | cut -c1-16).tar"
-  if [[ ! -s "$out" ]]; then
-    local root; root="$(mktemp -d)"
-    install -m 0755 "$bin" "$root/traefik"
-    mkdir -p "$root"/{dev,proc,sys,etc,tmp}
-    touch "$root"/etc/{resolv.conf,hostname,hosts}
-    python3 "$ARCHIVE" --rootfs "$root" --tag "$TRAEFIK_IMAGE" --entrypoint '["/traefik"]' --out "$out"
-    rm -rf "$root"
-    log "traefik image: $out"
-  fi
-  ln -sf "$(basename "$out")" "$IMAGE_DIR/traefik.tar"
-  prune traefik "$out"
+  static_image traefik "$bin" "$TRAEFIK_IMAGE"
 }
 
 case "${1:-all}" in
