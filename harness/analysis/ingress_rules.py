@@ -85,8 +85,8 @@ def rule_ingress_lag(ctx: Context) -> dict[str, Any] | None:
         rule, title = "no-prestop", f"No preStop hook: pods stopped serving while the {hop} still routed to them"
         cause = "The stop signal went out at deletion with no preStop delay, while " + why
         fix = (f"Add lifecycle.preStop sleep >= {want:g} s, sized for the slowest hop ({hop}: {lag:.2f} s "
-               f"measured here), not kube-proxy's; keep terminationGracePeriodSeconds ({grace:g} s) above preStop "
-               "+ the app's drain time.")
+               f"measured here){'' if hop == 'kube-proxy' else ', not kube-proxy' + chr(39) + 's'}; keep "
+               f"terminationGracePeriodSeconds ({grace:g} s) above preStop + the app's drain time.")
     else:
         now = f"{has:g} s" if has is not None else ctx.spec.prestop_text
         rule, title = "prestop-too-short", f"preStop shorter than the slowest hop ({hop})"
