@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Where the open loop's send lag comes from (issue 10): one engine, in this
+process, at a fixed rate against a local nginx (bench/run.py's), with every
+pump wake-up, record flush, GC collection, progress refresh, sweep and dial
+timed, and this thread's run-queue wait (/proc/thread-self/schedstat) read at
+each wake-up.
+
+Each wake-up of the pump is late by ``target -> entry`` (target: when the
+earliest unsent request was due). The late ones are put in one bucket, in
+this order: our own work overlapping the wait (flush, gc, progress, sweep,
+dial), the thread waiting for a CPU (run-queue wait during the lateness),
+else the timer (the loop's timer granularity or oversleep). A request's send
+lag is its wake-up's lateness plus its place in the burst, so the buckets
+say which cause to fix.
+
+    bench/lagtrace.py --rate 10000 --seconds 3 [--pure] [--timer loop|precise]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=10000)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--pure", action="store_true", help="the pure-Python connection path")
+    ap.add_argument("--timer", choices=["default", "loop", "precise"], default="default",
+                    help="the pump's timer: the loop's (ms ticks) or the precise one (timerfd); default: the engine's")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--late-ms", type=float, default=1.1)
+    args = ap.parse_args()
+    if args.pure:
+        os.environ["ROLLOUT_HARNESS_PURE_PYTHON"] = "1"
+
+    from run import NGINX_CONF, free_port, pinned  # bench/run.py
+
+    work = Path(tempfile.mkdtemp(prefix="rollout-lagtrace-"))
+    port = free_port()
+    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, port=port))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    srv = subprocess.Popen(pinned(0, [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return trace(args, f"http://127.0.0.1:{port}/", work)
+    finally:
+        os.killpg(srv.pid, signal.SIGTERM)
+        srv.wait(5)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def trace(args, url: str, work: Path) -> int:
+    import numpy as np
+
+    from harness.model.clock import RunClock
+    from harness.model.requests import read_requests_table
+    from harness.traffic import engine as engine_mod
+    from harness.traffic.engine import Engine, EngineConfig
+    from harness.traffic.progress import Progress
+    from harness.traffic.session import TrafficSession, run_standalone
+
+    if args.timer != "default" and hasattr(engine_mod, "PRECISE_TIMER"):
+        engine_mod.PRECISE_TIMER = args.timer == "precise"
+    mono = time.monotonic_ns
+    sched_fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+
+    def run_delay() -> int:
+        return int(os.pread(sched_fd, 64, 0).split()[1])
+
+    ev: dict[str, list] = {k: [] for k in ("flush", "gc", "progress", "sweep", "dial")}
+    import collections
+
+    engine_ref: list = []
+    waited: set[int] = set()
+    wakes: list[tuple[int, int, int, int]] = []  # (target, entry, exit, run-queue wait since the last exit)
+    gc_open: dict[int, int] = {}
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_open[info["generation"]] = mono()
+        else:
+            ev["gc"].append((gc_open.pop(info["generation"], mono()), mono(), info["generation"]))
+            ev["gc"][-1] = (*ev["gc"][-1][:2], info["generation"])
+
+    gc.callbacks.append(on_gc)
+    clock = RunClock.start()
+    anchor = clock.monotonic_anchor_ns
+    config = EngineConfig(url=url, rate=args.rate, duration=args.seconds, connections=args.connections)
+    session = TrafficSession(config, clock=clock, out_dir=work / "requests")
+    last = [0, run_delay()]
+    orig_run = session.run
+
+    async def run_traced():
+        # instrument the engine as soon as the session makes it
+        orig_init = Engine.__init__
+
+        def init(self, *a, **kw):
+            orig_init(self, *a, **kw)
+            timed(self, "_flush_tick", "flush")
+            timed(self, "_sweep", "sweep")
+            timed(self, "_dial", "dial")
+            pump = self._pump
+            engine_ref.append(self)
+
+            class Waiting(collections.deque):  # remembers every request that waited for a connection
+                def append(self, item):
+                    waited.add(item[0])
+                    super().append(item)
+
+            self._waiting = Waiting()
+
+            def traced_pump():
+                target = self._next_sched + anchor
+                t0 = mono()
+                rd = run_delay()
+                pump()
+                t1 = mono()
+                if target <= t0:  # a wake-up with something due (responses also call the pump)
+                    wakes.append((target, t0, t1, rd - last[1]))
+                last[:] = [t1, run_delay()]
+
+            self._pump = traced_pump
+
+        Engine.__init__ = init
+        try:
+            return await orig_run()
+        finally:
+            Engine.__init__ = orig_init
+
+    def timed(obj, name, kind):
+        fn = getattr(obj, name)
+
+        def wrapper(*a, **kw):
+            t0 = mono()
+            try:
+                return fn(*a, **kw)
+            finally:
+                ev[kind].append((t0, mono(), 0))
+
+        setattr(obj, name, wrapper)
+
+    session.run = run_traced
+    progress = None
+    if not args.no_progress:
+        from rich.console import Console
+
+        progress = Progress(label="lagtrace", duration=args.seconds,
+                            console=Console(file=open(os.devnull, "w"), force_terminal=False))
+        timed(progress, "update", "progress")
+    load0 = os.getloadavg()
+    results = run_standalone(session, progress)
+    load1 = os.getloadavg()
+    gc.callbacks.remove(on_gc)
+    table, _ = read_requests_table(work)
+    sched = table.column("scheduled_ns").to_numpy()
+    sent = table.column("sent_ns").to_numpy()
+    ok = sent >= 0
+    lag = (sent[ok] - sched[ok]) / 1e6
+    late_ms = args.late_ms
+    from harness.traffic import connections
+
+    print(f"# lagtrace: {args.rate:g} req/s x {args.seconds:g} s, path "
+          f"{'compiled' if connections.HOTPATH is not None else 'pure Python'}, timer "
+          f"{'precise' if getattr(engine_mod, 'PRECISE_TIMER', False) else 'loop'}; "
+          f"load average {load0[0]:.2f} -> {load1[0]:.2f}")
+    print(f"records {len(sched):,} (sent {int(ok.sum()):,}, rows by engine {results[0].rows:,}); send lag ms "
+          f"p50 {np.percentile(lag, 50):.3f} p90 {np.percentile(lag, 90):.3f} p99 {np.percentile(lag, 99):.3f} "
+          f"p99.9 {np.percentile(lag, 99.9):.3f} max {lag.max():.3f}; over {late_ms} ms: {(lag > late_ms).sum():,}")
+    for kind, items in ev.items():
+        d = np.array([(b - a) / 1e6 for a, b, _ in items]) if items else np.zeros(1)
+        extra = ""
+        if kind == "gc":
+            extra = "  by generation " + str(collections.Counter(g for _, _, g in items))
+        print(f"  {kind:9s} n={len(items):6,}  ms p50 {np.percentile(d, 50):.3f}  max {d.max():.3f}  "
+              f"total {d.sum():.1f}{extra}")
+    # the late requests, by the wake-up that sent them
+    w = np.array(wakes, dtype=np.int64) if wakes else np.zeros((0, 4), dtype=np.int64)
+    lateness = (w[:, 1] - w[:, 0]) / 1e6
+    print(f"pump wake-ups with something due: {len(w):,}; lateness ms p50 {np.percentile(lateness, 50):.3f} "
+          f"p99 {np.percentile(lateness, 99):.3f} max {lateness.max():.3f}")
+    abs_sched = sched[ok] + anchor
+    abs_sent = sent[ok] + anchor
+    buckets: dict[str, list[float]] = {}
+    late_idx = np.nonzero(lag > late_ms)[0]
+    # the event windows, as arrays for an overlap test
+    windows = {k: np.array([(a, b) for a, b, _ in v], dtype=np.int64).reshape(-1, 2) for k, v in ev.items()}
+    wake_entries = w[:, 1]
+    seqs = table.column("seq").to_numpy()[ok]
+    for i in late_idx:
+        s0, s1 = abs_sched[i], abs_sent[i]
+        span = max(s1 - s0, 1)
+        cause, best = None, 0
+        for kind, win in windows.items():  # our own work inside the request's wait
+            if len(win):
+                cover = int(np.clip(np.minimum(win[:, 1], s1) - np.maximum(win[:, 0], s0), 0, None).sum())
+                if cover > best:
+                    cause, best = kind, cover
+        if best < 0.3 * span:
+            j = np.searchsorted(wake_entries, s1, side="right") - 1
+            if int(seqs[i]) in waited:
+                cause = "waited for a free connection (pool busy: server slow)"
+            elif j >= 0 and w[j, 3] > 0.3 * span:
+                cause = "cpu (run-queue wait)"
+            else:
+                cause = "timer / loop (no work of ours, thread not waiting for a CPU)"
+        buckets.setdefault(cause, []).append(float(lag[i]))
+    print(f"requests sent later than {late_ms} ms after their schedule, by cause:")
+    for cause, lags in sorted(buckets.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {len(lags):6,}  max {max(lags):7.3f} ms  {cause}")
+    if len(sched):
+        first = int(np.argmax(lag > late_ms)) if (lag > late_ms).any() else -1
+        t_rel = (abs_sched[late_idx] - abs_sched[0]) / 1e9 if len(late_idx) else np.zeros(0)
+        print(f"late requests by second of the run: "
+              f"{np.histogram(t_rel, bins=int(args.seconds) or 1, range=(0, args.seconds))[0].tolist()}"
+              f"; first late seq index {first}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
