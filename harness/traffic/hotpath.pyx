@@ -15,7 +15,14 @@ are done in C:
   httptools exactly as the pure-Python Conn does;
 - on a closed loop of keep-alive connections (``Chain``), the row is written
   into the records' buffers and the next request is sent from here, which is
-  ConnectionSide.conn_done's capacity path without the interpreter.
+  ConnectionSide.conn_done's capacity path without the interpreter: written
+  straight to the socket (one ``write``; the transport's write path cost as
+  much as the parse), the transport taking over for good if the write is
+  short or would block, and a write error closing the connection with that
+  error, as the transport's own write reports it;
+- a response byte for byte the same as the connection's last plain one (a
+  server's responses differ mostly in their Date header, once a second)
+  reads as that one did, without parsing it again.
 
 Built by ``make install`` when a C compiler is there (scripts/build_hotpath.py);
 without it, or with ROLLOUT_HARNESS_PURE_PYTHON=1, the engine uses the
@@ -26,7 +33,8 @@ from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
 from libc.stdio cimport snprintf
-from libc.string cimport memcmp, memcpy
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.string cimport memcmp, memcpy, strerror
 
 import socket
 import time
@@ -50,6 +58,14 @@ cdef inline long long _monotonic_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <long long>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+
+cdef extern from "unistd.h":
+    ssize_t c_write "write"(int fd, const void *buf, size_t count) nogil
 
 
 include "plainhttp.pxi"
@@ -121,8 +137,13 @@ cdef class Conn:
     cdef public long long conn_id, served, seq, sched_ns, sent_ns, deadline_ns
     cdef public int status
     cdef public bint keepalive, got_bytes, reusable, closed
-    cdef object _done, _last_pod
+    cdef object _done, _last_pod, _write_error
     cdef bytes _needle0, _needle1, _last_raw
+    cdef public int fd  # the socket, written directly by the closed loop; -1: through the transport
+    cdef bytes _same  # the last plain response, with what it read as
+    cdef object _same_pod
+    cdef int _same_status
+    cdef bint _same_keepalive
 
     def __init__(self, owner, conn_id, route_pod, keepalive, *, pod_header_needles, pod_names, chain=None):
         self.owner = owner
@@ -149,6 +170,9 @@ cdef class Conn:
         self.closed = False
         self._last_raw = None  # the pod header's last raw value, and its name
         self._last_pod = None
+        self._write_error = None
+        self.fd = -1
+        self._same = None
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -159,6 +183,8 @@ cdef class Conn:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            if self.chain is not None:
+                self.fd = sock.fileno()
 
     def data_received(self, bytes data):
         cdef bytes buf, needle
@@ -172,6 +198,13 @@ cdef class Conn:
             return
         self.got_bytes = True
         head = self.head
+        same = self._same
+        if (head is not None and not head and same is not None and PyBytes_GET_SIZE(data) == PyBytes_GET_SIZE(same)
+                and memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(same), PyBytes_GET_SIZE(data)) == 0):
+            self.head = None  # the same bytes as the last plain response: the same reading
+            self.pod = self._same_pod
+            self._complete(self._same_status, self._same_keepalive)
+            return
         if head is not None:
             fresh = not head
             buf = b"".join(head) + data if head else data
@@ -201,6 +234,7 @@ cdef class Conn:
                 if fresh and _plain_response(<const unsigned char *>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf),
                                              end, &status, &keepalive):
                     # one whole plain response: httptools' parser stays at a message start
+                    self._same, self._same_pod, self._same_status, self._same_keepalive = data, self.pod, status, keepalive
                     self._complete(status, keepalive)
                     return
         try:
@@ -215,6 +249,9 @@ cdef class Conn:
 
     def connection_lost(self, exc):
         self.closed = True
+        self.fd = -1
+        if exc is None and self._write_error is not None:
+            exc = self._write_error  # the direct write's error, reported as the transport reports its own
         self.owner.conn_lost(self, exc)
 
     def pause_writing(self):  # requests are tiny; nothing to do
@@ -269,7 +306,31 @@ cdef class Conn:
         self.pod = None
         self.head = _FRESH
         self.got_bytes = False
-        self.transport.write(chain.request(seq))
+        self._write(chain.request(seq))
+
+    cdef _write(self, bytes request):
+        """The request straight to the socket; the transport if the write is short,
+        would block, or fails (then the connection is aborted with that error)."""
+        cdef Py_ssize_t n = -1, size = PyBytes_GET_SIZE(request)
+        cdef int err = 0
+        if self.fd < 0 or self.closed:
+            self.transport.write(request)
+            return
+        while True:
+            n = c_write(self.fd, PyBytes_AS_STRING(request), size)
+            if n >= 0 or errno != EINTR:
+                break
+        if n == size:
+            return
+        err = errno if n < 0 else 0
+        self.fd = -1  # from now on the transport writes (it may hold bytes to send)
+        if n >= 0:
+            self.transport.write(request[n:])
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            self.transport.write(request)
+        else:
+            self._write_error = OSError(err, strerror(err).decode("utf-8", "replace"))
+            self.transport.abort()
 
     def status_so_far(self):
         """The status of a response cut short: only if this request got bytes."""
@@ -291,6 +352,8 @@ cdef class Conn:
         self.head = _FRESH
         self.got_bytes = False
         self.transport.write(request)
+        if self.fd >= 0 and self.transport.get_write_buffer_size():
+            self.fd = -1  # bytes wait in the transport: direct writes would overtake them
 
     def finish(self, *, answered):
         """The request in flight is recorded; the connection is idle again."""
