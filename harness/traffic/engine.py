@@ -247,6 +247,8 @@ class Engine(ConnectionSide):
             self._done.set_result(None)
 
     def _sweep(self) -> None:
+        if self._chain is not None:
+            self._chain.settle()
         now = self._now()
         for conn in [c for c in self._all if c.seq >= 0 and now > c.deadline_ns]:
             self._record(conn.seq, conn.sched_ns, conn.sent_ns, now, _READ_TIMEOUT, conn.status_so_far(),
@@ -318,6 +320,8 @@ class Engine(ConnectionSide):
         if self._wakeup is not None:
             self._wakeup.close()
         self._record_unfinished("cancelled")
+        if self._chain is not None:
+            self._chain.settle()
         for conn in list(self._all):
             conn.close()
         self.live.inflight = 0

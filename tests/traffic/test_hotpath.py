@@ -154,9 +154,10 @@ def chained(hotpath, tmp_path):
 
     target = Target(URL)
     writer = RequestWriter(tmp_path / "w.arrow")
+    live = LiveStats()
     chain = hotpath.Chain(step=1, read_timeout_ns=5_000_000_000, anchor=0, waiting=collections.deque(),
                           mono=time.monotonic_ns, prefix=target.prefix, suffix=target.suffix_keepalive, writer=writer,
-                          live=LiveStats(), ok_code=OUTCOME_CODE[Outcome.OK])
+                          live=live, ok_code=OUTCOME_CODE[Outcome.OK])
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     peer.settimeout(5)
@@ -165,7 +166,7 @@ def chained(hotpath, tmp_path):
     transport = SocketTransport(ours)
     conn.connection_made(transport)
     conn.send(0, 0, 0, 5_000_000_000, target.keepalive_request(0))
-    yield conn, transport, peer, owner, writer, target
+    yield conn, transport, peer, owner, writer, target, live
     writer.close()
     ours.close()
     peer.close()
@@ -180,7 +181,7 @@ def _rows(writer):
 def test_the_next_request_goes_straight_to_the_socket(chained):
     """A complete 200: its row is written, and request 10 (the engine's next seq)
     reaches the peer without passing through the transport."""
-    conn, transport, peer, owner, writer, target = chained
+    conn, transport, peer, owner, writer, target, live = chained
     conn.data_received(RESPONSE)
     assert peer.recv(4096) == target.keepalive_request(10)
     assert transport.writes == [target.keepalive_request(0)] and conn.fd >= 0
@@ -190,7 +191,7 @@ def test_the_next_request_goes_straight_to_the_socket(chained):
 def test_the_same_response_again_reads_the_same_and_a_different_one_is_read_anew(chained):
     """The same bytes three times, then a 503 of the same length: rows 200, 200,
     200 with pod-a, then the 503 goes to the engine (conn_done), not the chain."""
-    conn, transport, peer, owner, writer, target = chained
+    conn, transport, peer, owner, writer, target, live = chained
     for _ in range(3):
         conn.data_received(RESPONSE)
     conn.data_received(RESPONSE_503)
@@ -202,7 +203,7 @@ def test_the_same_response_again_reads_the_same_and_a_different_one_is_read_anew
 def test_a_write_that_would_block_goes_to_the_transport_for_good(chained):
     """The socket's buffer is full: request 10 is handed to the transport (which
     waits for room), and so is every later one (bytes may wait there)."""
-    conn, transport, peer, owner, writer, target = chained
+    conn, transport, peer, owner, writer, target, live = chained
     with pytest.raises(BlockingIOError):
         while True:
             transport.sock.send(b"x" * 4096)
@@ -217,7 +218,7 @@ def test_a_write_error_closes_the_connection_with_that_error(chained):
     its loss reports the EPIPE, as the transport's own write error would."""
     import errno
 
-    conn, transport, peer, owner, writer, target = chained
+    conn, transport, peer, owner, writer, target, live = chained
     peer.close()
     conn.data_received(RESPONSE)
     assert transport.aborted and conn.seq == 10 and _rows(writer) == ([(0, 200)], ["pod-a"])
@@ -227,7 +228,7 @@ def test_a_write_error_closes_the_connection_with_that_error(chained):
 
 
 def test_bytes_waiting_in_the_transport_turn_direct_writes_off(hotpath, chained):
-    conn, transport, peer, owner, writer, target = chained
+    conn, transport, peer, owner, writer, target, live = chained
     transport.buffered = 10
     conn.send(1, 0, 0, 5_000_000_000, target.keepalive_request(1))
     assert conn.fd == -1
@@ -246,3 +247,25 @@ def test_a_connection_off_the_chain_never_writes_directly(hotpath):
     finally:
         ours.close()
         peer.close()
+
+
+def test_the_chain_counts_in_c_and_settle_adds_to_the_live_counters(chained):
+    """Three answers on the chain: 3 issued and 3 ok wait in the chain (the
+    live counters untouched) until settle() adds them, once."""
+    from harness.model.outcome import OUTCOME_CODE, Outcome
+
+    conn, transport, peer, owner, writer, target, live = chained
+    for _ in range(3):
+        conn.data_received(RESPONSE)
+    chain = conn.chain
+    assert (chain.issued, chain.ok, live.issued, live.completed) == (3, 3, 0, 0)
+    chain.settle()
+    chain.settle()
+    assert (chain.issued, chain.ok, live.issued) == (0, 0, 3)
+    assert live.counts[OUTCOME_CODE[Outcome.OK]] == 3 and live.completed == 3
+
+
+@pytest.mark.parametrize("seq", [0, 7, 10, 123456789012, -5])
+def test_the_chain_builds_the_bytes_target_builds(chained, seq):
+    conn, transport, peer, owner, writer, target, live = chained
+    assert conn.chain.request(seq) == target.keepalive_request(seq)
