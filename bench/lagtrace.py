@@ -45,6 +45,8 @@ def main() -> int:
     ap.add_argument("--timer", choices=["default", "loop", "precise"], default="default",
                     help="the pump's timer: the loop's (ms ticks) or the precise one (timerfd); default: the engine's")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--terminal", action="store_true",
+                    help="the progress display as on a terminal (rich's refresh thread, 4 times a second)")
     ap.add_argument("--late-ms", type=float, default=1.1)
     args = ap.parse_args()
     if args.pure:
@@ -168,7 +170,7 @@ def trace(args, url: str, work: Path) -> int:
         from rich.console import Console
 
         progress = Progress(label="lagtrace", duration=args.seconds,
-                            console=Console(file=open(os.devnull, "w"), force_terminal=False))
+                            console=Console(file=open(os.devnull, "w"), force_terminal=args.terminal))
         timed(progress, "update", "progress")
     load0 = os.getloadavg()
     results = run_standalone(session, progress)

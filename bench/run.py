@@ -86,6 +86,23 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its living descendants
+    (nginx's workers are children of its master)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def run_wrk(url: str, seconds: float, conns: int) -> tuple[float, float]:
     c0 = child_cpu()
     out = subprocess.run(pinned(1, ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", url]),
@@ -188,17 +205,30 @@ def main() -> int:
                   f"(median); load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
             by_n: dict[int, list[float]] = {1: [], 2: []}
             cpu_n: dict[int, list[float]] = {1: [], 2: []}
+            srv_n: dict[int, list[float]] = {1: [], 2: []}
             for r in range(args.workers_rounds):
                 for n in (1, 2):
+                    c0 = tree_cpu(srv.pid)
                     s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
                                        workers=n, cpu=None)
                     by_n[n].append(s["achieved_rate"])
                     cpu_n[n].append(us)
-                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req) | "
-                      f"2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us CPU/req, both)", flush=True)
+                    srv_n[n].append((tree_cpu(srv.pid) - c0) / max(s["total"], 1) * 1e6)
+                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req; "
+                      f"server {srv_n[1][-1]:.2f}) | 2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us "
+                      f"CPU/req, both; server {srv_n[2][-1]:.2f})", flush=True)
             one, two = statistics.median(by_n[1]), statistics.median(by_n[2])
+            e, n_us = statistics.median(cpu_n[1]), statistics.median(srv_n[2])
+            cores = os.cpu_count() or 1
             print(f"2 workers / 1 worker: {two / one:.2f} x throughput; engine CPU per request "
-                  f"{statistics.median(cpu_n[2]) / statistics.median(cpu_n[1]):.2f} x")
+                  f"{statistics.median(cpu_n[2]) / e:.2f} x")
+            # What this host allows: with 2 workers, the workers and the server share every core,
+            # so the rate is at most cores / (engine + server CPU per request); one worker is
+            # bounded by its own core (1 / engine CPU per request).
+            bound = cores / ((e + n_us) / 1e6)
+            print(f"this host's bound for 2 workers: {cores} cores / ({e:.2f} engine + {n_us:.2f} server us CPU/req) "
+                  f"= {bound:,.0f} req/s = {bound / one:.2f} x one worker's rate (1.8 x needs a core per worker "
+                  f"plus the server's)")
     finally:
         os.killpg(srv.pid, signal.SIGTERM)
         try:
