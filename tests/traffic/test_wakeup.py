@@ -101,15 +101,14 @@ def test_close_stops_watching_and_closes_the_fd(run_loop):
         fd = timer._fd
         timer.call_at(time.monotonic_ns() + MS, lambda: ran.append("A"))
         timer.close()
+        with pytest.raises(OSError):
+            os.fstat(fd)
         timer.close()  # idempotent
         await asyncio.sleep(0.02)
-        return fd
 
     ran: list[str] = []
-    fd = run_loop(main)
+    run_loop(main)
     assert ran == []
-    with pytest.raises(OSError):
-        os.fstat(fd)
 
 
 def test_a_loop_that_cannot_watch_an_fd_gets_no_timer():
