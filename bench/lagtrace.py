@@ -67,14 +67,55 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.05)
-        return trace(args, f"http://127.0.0.1:{port}/", work)
+        return trace(args, f"http://127.0.0.1:{port}/", work, srv.pid)
     finally:
         os.killpg(srv.pid, signal.SIGTERM)
         srv.wait(5)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def trace(args, url: str, work: Path) -> int:
+def server_worker(master: int) -> int:
+    """nginx's worker process (the master's child)."""
+    for _ in range(100):
+        kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.02)
+    return master
+
+
+class RunQueueSampler:
+    """Every millisecond, from a thread: the run-queue wait (ns runnable but not
+    running) of the engine's thread and of the server's worker, so a late
+    request's wait can be split into "the engine had no CPU" and "the server
+    had no CPU" (then its responses, and the pool's free connections, came late)."""
+
+    def __init__(self, engine_fd: int, server_pid: int):
+        import threading
+
+        self.engine_fd = engine_fd
+        self.server_fd = os.open(f"/proc/{server_worker(server_pid)}/schedstat", os.O_RDONLY)
+        self.samples: list[tuple[int, int, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append((time.monotonic_ns(), int(os.pread(self.engine_fd, 64, 0).split()[1]),
+                                 int(os.pread(self.server_fd, 64, 0).split()[1])))
+            time.sleep(0.001)
+
+    def waits(self, t0, t1):
+        """Run-queue wait of (engine, server) within [t0, t1], interpolated, arrays."""
+        import numpy as np
+
+        a = np.array(self.samples, dtype=np.float64)
+        return ((np.interp(t1, a[:, 0], a[:, 1]) - np.interp(t0, a[:, 0], a[:, 1])),
+                (np.interp(t1, a[:, 0], a[:, 2]) - np.interp(t0, a[:, 0], a[:, 2])))
+
+
+def trace(args, url: str, work: Path, server_pid: int) -> int:
     import numpy as np
 
     from harness.model.clock import RunClock
@@ -173,7 +214,10 @@ def trace(args, url: str, work: Path) -> int:
                             console=Console(file=open(os.devnull, "w"), force_terminal=args.terminal))
         timed(progress, "update", "progress")
     load0 = os.getloadavg()
+    sampler = RunQueueSampler(sched_fd, server_pid)
     results = run_standalone(session, progress)
+    sampler.stop.set()
+    sampler.thread.join()
     load1 = os.getloadavg()
     gc.callbacks.remove(on_gc)
     table, _ = read_requests_table(work)
@@ -211,6 +255,8 @@ def trace(args, url: str, work: Path) -> int:
     windows = {k: np.array([(a, b) for a, b, _ in v], dtype=np.int64).reshape(-1, 2) for k, v in ev.items()}
     wake_entries = w[:, 1]
     seqs = table.column("seq").to_numpy()[ok]
+    eng_wait, srv_wait = sampler.waits(abs_sched[late_idx].astype(np.float64), abs_sent[late_idx].astype(np.float64))
+    wait_of = {int(i): (e, v) for i, e, v in zip(late_idx, eng_wait, srv_wait)}
     for i in late_idx:
         s0, s1 = abs_sched[i], abs_sent[i]
         span = max(s1 - s0, 1)
@@ -222,10 +268,15 @@ def trace(args, url: str, work: Path) -> int:
                     cause, best = kind, cover
         if best < 0.3 * span:
             j = np.searchsorted(wake_entries, s1, side="right") - 1
-            if int(seqs[i]) in waited:
-                cause = "waited for a free connection (pool busy: server slow)"
+            e_wait, s_wait = wait_of[int(i)]
+            if e_wait > 0.3 * span:
+                cause = "the engine waited for a CPU (run queue)"
+            elif s_wait > 0.3 * span:
+                cause = "the server waited for a CPU (run queue): answers late, pool busy"
+            elif int(seqs[i]) in waited:
+                cause = "waited for a free connection (pool busy), neither waited for a CPU"
             elif j >= 0 and w[j, 3] > 0.3 * span:
-                cause = "cpu (run-queue wait)"
+                cause = "the engine waited for a CPU (run queue)"
             else:
                 cause = "timer / loop (no work of ours, thread not waiting for a CPU)"
         buckets.setdefault(cause, []).append(float(lag[i]))
