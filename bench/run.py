@@ -147,6 +147,8 @@ def main() -> int:
     ap.add_argument("--workers-rounds", type=int, default=int(os.environ.get("BENCH_WORKERS_ROUNDS", 3)),
                     help="rounds of the 1-vs-2-workers closed loop (0: skip)")
     ap.add_argument("--skip-analysis", action="store_true")
+    ap.add_argument("--open-both", action="store_true", help="the open loop on the pure-Python path too")
+    ap.add_argument("--skip-closed", action="store_true", help="no closed loop (wrk vs the engine)")
     args = ap.parse_args()
 
     ensure_tools()
@@ -169,7 +171,7 @@ def main() -> int:
               f"load average before: {os.getloadavg()[0]:.2f}")
         print(f"# engine hot path: {hot_path()}; the pure-Python path runs in the same rounds")
         wrk, eng, pure = [], [], []
-        for r in range(args.rounds):
+        for r in range(0 if args.skip_closed else args.rounds):
             wrk.append(run_wrk(url, args.seconds, 50))
             s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
             eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
@@ -178,25 +180,31 @@ def main() -> int:
             print(f"  round {r + 1}: wrk {wrk[-1][0]:,.0f} req/s ({wrk[-1][1]:.2f} us CPU/req) | engine "
                   f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed) "
                   f"| pure Python {pure[-1][0]:,.0f} req/s ({pus:.2f} us CPU/req)", flush=True)
-        w_rps = statistics.median(x[0] for x in wrk)
-        w_cpu = statistics.median(x[1] for x in wrk)
-        e_rps = statistics.median(x[0] for x in eng)
-        e_cpu = statistics.median(x[1] for x in eng)
-        p_rps = statistics.median(x[0] for x in pure)
-        p_cpu = statistics.median(x[1] for x in pure)
-        print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
-        print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
-        print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
-        print(f"pure     {p_rps:>10,.0f} req/s   {p_cpu:6.2f} us CPU/request: {p_rps / w_rps:.2f} x wrk "
-              "(the fallback without a C compiler)")
-        print("\n# open loop, one worker, 50 connections")
-        print(f"{'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'dropped':>8}")
+        if wrk:
+            w_rps = statistics.median(x[0] for x in wrk)
+            w_cpu = statistics.median(x[1] for x in wrk)
+            e_rps = statistics.median(x[0] for x in eng)
+            e_cpu = statistics.median(x[1] for x in eng)
+            p_rps = statistics.median(x[0] for x in pure)
+            p_cpu = statistics.median(x[1] for x in pure)
+            print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
+            print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
+            print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
+            print(f"pure     {p_rps:>10,.0f} req/s   {p_cpu:6.2f} us CPU/request: {p_rps / w_rps:.2f} x wrk "
+                  "(the fallback without a C compiler)")
+            print(f"# load average after the closed loop: {os.getloadavg()[0]:.2f}")
+        print(f"\n# open loop, one worker, 50 connections; load average before: {os.getloadavg()[0]:.2f}")
+        print(f"{'path':>8} {'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
+              f"{'dropped':>8}")
         for rate in [float(x) for x in args.rates.split(",") if x]:
-            s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}")
-            off = (s["achieved_rate"] - rate) / rate * 100
-            lag = s["send_lag_ms"]
-            print(f"{rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% {lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms "
-                  f"{lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+            for pure in (False, True) if args.open_both else (False,):
+                s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}-{pure}",
+                                  pure=pure)
+                off = (s["achieved_rate"] - rate) / rate * 100
+                lag = s["send_lag_ms"]
+                print(f"{'python' if pure else 'compiled':>8} {rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% "
+                      f"{lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms {lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+        print(f"# load average after the open loop: {os.getloadavg()[0]:.2f}")
         if args.workers_rounds:
             # Workers: the same closed loop from 1 and from 2 engine processes, unpinned (nginx
             # keeps CPU 0): on a 2-core machine the second worker shares a core with nginx,
