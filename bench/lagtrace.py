@@ -102,8 +102,9 @@ class RunQueueSampler:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            self.samples.append((time.monotonic_ns(), int(os.pread(self.engine_fd, 64, 0).split()[1]),
-                                 int(os.pread(self.server_fd, 64, 0).split()[1])))
+            e = os.pread(self.engine_fd, 64, 0).split()
+            v = os.pread(self.server_fd, 64, 0).split()
+            self.samples.append((time.monotonic_ns(), int(e[1]), int(v[1]), int(e[0]), int(v[0])))
             time.sleep(0.001)
 
     def waits(self, t0, t1):
@@ -113,6 +114,18 @@ class RunQueueSampler:
         a = np.array(self.samples, dtype=np.float64)
         return ((np.interp(t1, a[:, 0], a[:, 1]) - np.interp(t0, a[:, 0], a[:, 1])),
                 (np.interp(t1, a[:, 0], a[:, 2]) - np.interp(t0, a[:, 0], a[:, 2])))
+
+    def split(self, t0: int, t1: int) -> str:
+        """[t0, t1] of the engine and the server: ms on a CPU / waiting for one / off both (asleep or blocked)."""
+        import numpy as np
+
+        a = np.array(self.samples, dtype=np.float64)
+        out = []
+        for name, run, wait in (("engine", 3, 1), ("server", 4, 2)):
+            r = (np.interp(t1, a[:, 0], a[:, run]) - np.interp(t0, a[:, 0], a[:, run])) / 1e6
+            w = (np.interp(t1, a[:, 0], a[:, wait]) - np.interp(t0, a[:, 0], a[:, wait])) / 1e6
+            out.append(f"{name} on-CPU {r:.2f} / run-queue {w:.2f} / off {max((t1 - t0) / 1e6 - r - w, 0):.2f}")
+        return "; ".join(out)
 
 
 def trace(args, url: str, work: Path, server_pid: int) -> int:
@@ -138,7 +151,8 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
 
     engine_ref: list = []
     waited: set[int] = set()
-    wakes: list[tuple[int, int, int, int]] = []  # (target, entry, exit, run-queue wait since the last exit)
+    pool: list[tuple[int, int, int, int, int]] = []  # after each pump: in flight, waiting, idle, pool size
+    wakes: list[tuple[int, int, int, int]] = []  # (target, entry, exit, 0)
     gc_open: dict[int, int] = {}
 
     def on_gc(phase, info):
@@ -153,7 +167,6 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
     anchor = clock.monotonic_anchor_ns
     config = EngineConfig(url=url, rate=args.rate, duration=args.seconds, connections=args.connections)
     session = TrafficSession(config, clock=clock, out_dir=work / "requests")
-    last = [0, run_delay()]
     orig_run = session.run
 
     async def run_traced():
@@ -178,12 +191,11 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
             def traced_pump():
                 target = self._next_sched + anchor
                 t0 = mono()
-                rd = run_delay()
                 pump()
                 t1 = mono()
                 if target <= t0:  # a wake-up with something due (responses also call the pump)
-                    wakes.append((target, t0, t1, rd - last[1]))
-                last[:] = [t1, run_delay()]
+                    wakes.append((target, t0, t1, 0))
+                pool.append((t1, self._inflight, len(self._waiting), len(self._idle), self._pool_size))
 
             self._pump = traced_pump
 
@@ -267,7 +279,6 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
                 if cover > best:
                     cause, best = kind, cover
         if best < 0.3 * span:
-            j = np.searchsorted(wake_entries, s1, side="right") - 1
             e_wait, s_wait = wait_of[int(i)]
             if e_wait > 0.3 * span:
                 cause = "the engine waited for a CPU (run queue)"
@@ -275,11 +286,27 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
                 cause = "the server waited for a CPU (run queue): answers late, pool busy"
             elif int(seqs[i]) in waited:
                 cause = "waited for a free connection (pool busy), neither waited for a CPU"
-            elif j >= 0 and w[j, 3] > 0.3 * span:
-                cause = "the engine waited for a CPU (run queue)"
             else:
                 cause = "timer / loop (no work of ours, thread not waiting for a CPU)"
         buckets.setdefault(cause, []).append(float(lag[i]))
+    # the worst pump wake-ups: what the engine and the server were doing meanwhile, and our work nearby
+    print("the 5 latest pump wake-ups (target -> entry), with both processes' time split over that span:")
+    for k in np.argsort(-(w[:, 1] - w[:, 0]))[:5]:
+        t0, t1 = int(w[k, 0]), int(w[k, 1])
+        near = [f"{kind} {(b - a) / 1e6:.2f} ms at {(a - t0) / 1e6:+.1f}" for kind, items in ev.items()
+                for a, b, _ in items if a < t1 and b > t0 - 2_000_000]
+        print(f"  +{(t0 - abs_sched[0]) / 1e9:6.3f} s late {(t1 - t0) / 1e6:6.2f} ms: {sampler.split(t0, t1)}"
+              f"{'; ' + ', '.join(near) if near else ''}")
+    # the request that waited longest: the pool while it waited
+    if len(late_idx):
+        worst = late_idx[np.argmax(lag[late_idx])]
+        s0, s1 = int(abs_sched[worst]), int(abs_sent[worst])
+        snaps = [p for p in pool if s0 - 1_000_000 <= p[0] <= s1]
+        step = max(1, len(snaps) // 12)
+        print(f"the latest request (seq {int(seqs[worst])}, {lag[worst]:.2f} ms, CLOCK_MONOTONIC {s0 / 1e9:.6f}-"
+              f"{s1 / 1e9:.6f} s): {sampler.split(s0, s1)}; "
+              "after each pump (ms from its schedule: in flight, waiting, idle, pool):")
+        print("   " + "  ".join(f"{(t - s0) / 1e6:+.1f}: {a},{b},{c},{d}" for t, a, b, c, d in snaps[::step]))
     print(f"requests sent later than {late_ms} ms after their schedule, by cause:")
     for cause, lags in sorted(buckets.items(), key=lambda kv: -len(kv[1])):
         print(f"  {len(lags):6,}  max {max(lags):7.3f} ms  {cause}")
