@@ -45,6 +45,7 @@ def main() -> int:
     ap.add_argument("--timer", choices=["default", "loop", "precise"], default="default",
                     help="the pump's timer: the loop's (ms ticks) or the precise one (timerfd); default: the engine's")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-gc", action="store_true", help="the cyclic GC off for the run (an experiment)")
     ap.add_argument("--terminal", action="store_true",
                     help="the progress display as on a terminal (rich's refresh thread, 4 times a second)")
     ap.add_argument("--late-ms", type=float, default=1.1)
@@ -96,6 +97,10 @@ class RunQueueSampler:
         self.engine_fd = engine_fd
         self.server_fd = os.open(f"/proc/{server_worker(server_pid)}/schedstat", os.O_RDONLY)
         self.samples: list[tuple[int, int, int]] = []
+        self.stacks: list[tuple[int, str]] = []  # the engine thread's Python stack, each ms
+        import threading as _t
+
+        self.main_id = _t.main_thread().ident
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -105,6 +110,12 @@ class RunQueueSampler:
             e = os.pread(self.engine_fd, 64, 0).split()
             v = os.pread(self.server_fd, 64, 0).split()
             self.samples.append((time.monotonic_ns(), int(e[1]), int(v[1]), int(e[0]), int(v[0])))
+            f = sys._current_frames().get(self.main_id)
+            names = []
+            while f is not None and len(names) < 5:
+                names.append(f"{f.f_code.co_name}:{f.f_lineno}")
+                f = f.f_back
+            self.stacks.append((time.monotonic_ns(), " < ".join(names)))
             time.sleep(0.001)
 
     def waits(self, t0, t1):
@@ -225,6 +236,8 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
         progress = Progress(label="lagtrace", duration=args.seconds,
                             console=Console(file=open(os.devnull, "w"), force_terminal=args.terminal))
         timed(progress, "update", "progress")
+    if args.no_gc:
+        gc.disable()
     load0 = os.getloadavg()
     sampler = RunQueueSampler(sched_fd, server_pid)
     results = run_standalone(session, progress)
@@ -307,6 +320,13 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
               f"{s1 / 1e9:.6f} s): {sampler.split(s0, s1)}; "
               "after each pump (ms from its schedule: in flight, waiting, idle, pool):")
         print("   " + "  ".join(f"{(t - s0) / 1e6:+.1f}: {a},{b},{c},{d}" for t, a, b, c, d in snaps[::step]))
+    if len(late_idx):
+        import collections as _c
+
+        st = _c.Counter(n for t, n in sampler.stacks if s0 <= t <= s1)
+        print("  the engine thread's Python stack meanwhile (1 ms samples):")
+        for n, c in st.most_common(8):
+            print(f"    {c:4d}  {n[:160]}")
     print(f"requests sent later than {late_ms} ms after their schedule, by cause:")
     for cause, lags in sorted(buckets.items(), key=lambda kv: -len(kv[1])):
         print(f"  {len(lags):6,}  max {max(lags):7.3f} ms  {cause}")
