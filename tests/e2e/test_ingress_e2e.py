@@ -3,8 +3,8 @@ as an ingress controller (built locally, like the sample app's image) in
 front of the run's Service, traffic entering by its NodePort.
 
 - best-practice drops nothing, every request in the proxy's access log.
-- no-prestop fails (verdict fail, exit 1), and only with the proxy's own
-  answers: 502 (the stopped pod's port refused the proxy's dial) and 504
+- no-prestop fails (verdict fail, exit 1), and, when the engine kept its
+  schedule, only with the proxy's own answers: 502 (the stopped pod's port refused the proxy's dial) and 504
   (the proxy's 1 s dial timeout to a pod IP gone from the node), none
   refused or timed out at the client; each traced by the access log
   (``ingress-log``) to a replaced pod that was terminating or gone; top
@@ -74,20 +74,24 @@ def test_ingress_no_prestop_fails_with_the_proxys_answers_traced_to_the_stopping
     run = run_scenario("ingress-no-prestop")
     record(run, "ingress-no-prestop")
     s = run.summary
+    v = s.get("verdict") or {}
     # inconclusive twice (the fixture retries once) fails here with the verdict's reasons
-    assert run.exit_code == 1, ((s.get("verdict") or {}).get("reasons"), run.stderr[-2000:])
-    failed = s["failed"]
-    outcomes = {k: v for k, v in s["outcomes"].items() if k != "ok"}
-    assert failed > 0 and set(outcomes) <= {"http_502", "http_504"}, outcomes
-    assert s["attribution"]["by_evidence"] == {"ingress-log": failed}, s["attribution"]
+    assert run.exit_code == 1, (v.get("reasons"), run.stderr[-2000:])
+    outcomes = {k: n for k, n in s["outcomes"].items() if k != "ok"}
+    proxy = outcomes.get("http_502", 0) + outcomes.get("http_504", 0)
+    assert proxy > 0, outcomes
+    if not any("fell behind" in r for r in v.get("reasons") or []):
+        # the engine kept its schedule: the proxy's answers are the only failures
+        assert set(outcomes) <= {"http_502", "http_504"}, outcomes
+    # (else a fail on the proxy's answers alone, a lower bound: docs/proof.md)
+    assert s["attribution"]["by_evidence"].get("ingress-log", 0) >= proxy, s["attribution"]
     phases: dict[str, int] = {}
     for per_pod in s["attribution"]["by_pod_phase"].values():
         for phase, n in per_pod.items():
             phases[phase] = phases.get(phase, 0) + n
-    assert phases.get("terminating", 0) + phases.get("gone", 0) >= 0.9 * failed, phases
-    assert s["ingress"]["logged"] > 0.99 * s["total"]
+    assert phases.get("terminating", 0) + phases.get("gone", 0) >= 0.9 * proxy, phases
+    assert s["ingress"]["logged"] > 0.99 * (s["total"] - outcomes.get("dropped", 0))
     assert s["top_finding"] == "no-prestop"
     ev = s["findings"][0]["evidence"]
     assert ev["slowest_hop"] == "ingress" and ev["hop_lag_s"]["ingress"] > ev["hop_lag_s"]["kube-proxy"], ev
     assert "ingress" in s["findings"][0]["fix"]
-
