@@ -1,6 +1,7 @@
 """A finding's fix as a change to the scenario, when the fix lives in the
 Deployment (preStop, grace period, maxSurge/maxUnavailable, readiness
-probe); a fix that needs the app changed is named as such and never
+probe) or in the ingress the run puts in front (its upstream idle
+timeout); a fix that needs the app changed is named as such and never
 "applied" (``run --verify-fix`` then reruns nothing and says so).
 
     fix = deployment_fix(summary["findings"][0], scenario)
@@ -77,6 +78,20 @@ def _grace(finding: dict[str, Any], sc: Scenario) -> Fix:
                f"terminationGracePeriodSeconds {sc.deployment.termination_grace_period_seconds:g} -> {want} s")
 
 
+def _upstream_idle(finding: dict[str, Any], sc: Scenario) -> Fix:
+    """The proxy's upstream idle timeout below the app's keep-alive timeout:
+    a setting of the ingress the run put in front (traffic.ingress), not of
+    the app, so it is applied like a Deployment setting."""
+    want = (finding.get("evidence") or {}).get("suggested_upstream_idle_timeout_s")
+    if not want:
+        return Fix(finding["rule"], False, [], "set the proxy's upstream idle timeout below the app's keep-alive "
+                   "timeout: the app's timeout is not known here (KEEPALIVE_TIMEOUT unset), so no value is guessed")
+    now = sc.traffic.ingress.upstream_idle_timeout_seconds
+    return Fix(finding["rule"], True, [f"traffic.ingress.upstreamIdleTimeoutSeconds={float(want):g}"],
+               f"the proxy's upstream idle timeout {now:g} s -> {float(want):g} s, below the app's keep-alive "
+               "timeout")
+
+
 def _surge(finding: dict[str, Any], sc: Scenario) -> Fix:
     return Fix(finding["rule"], True,
                ["deployment.strategy.type=RollingUpdate", "deployment.strategy.rollingUpdate.maxSurge=1",
@@ -100,6 +115,7 @@ _DEPLOYMENT_FIXES = {
     "short-grace": _grace,
     "capacity-dip": _surge,
     "no-readiness-probe": _readiness,
+    "upstream-keepalive": _upstream_idle,
 }
 
 

@@ -109,6 +109,14 @@ def _keepalive_timeout_s(ctx: Context) -> float | None:
     return min(found) if found else None
 
 
+def suggested_idle_timeout_s(app: float | None) -> float | None:
+    """The proxy's upstream idle timeout to recommend: well below the app's
+    keep-alive timeout (1 s below it, or half of it when that is shorter), so
+    the proxy closes an idle connection before the app can; None when the
+    app's timeout is not known."""
+    return max(app - 1, app / 2) if app else None
+
+
 #: Go's transport error when a reused upstream connection turned out closed by the
 #: server; Traefik maps it to 500 (not a net.Error, not io.EOF: ComputeStatusCode)
 CLOSED_IDLE = "server closed idle connection"
@@ -145,13 +153,14 @@ def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
              + (f" (the app closes idle connections after {app:g} s, the proxy keeps them {idle:g} s)" if app else
                 f" (the proxy keeps idle upstream connections {idle:g} s)")
              + ". Non-idempotent requests are not retried on a stale connection, so they fail.")
-    want = f"{max(app - 1, app / 2):g} s" if app else "below the app's keep-alive timeout"
+    suggested = suggested_idle_timeout_s(app)
+    want = f"{suggested:g} s" if suggested else "below the app's keep-alive timeout"
     fix = (f"Set the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
            f"serversTransport forwardingTimeouts.idleConnTimeout) to {want}, or raise the app's keep-alive timeout "
            f"above {idle:g} s; when draining, answer with Connection: close so the proxy drops the connection itself.")
     return finding("upstream-keepalive", "Upstream keep-alive mismatch: the proxy reused connections the pod had closed",
                    cause, fix, "high", got, upstream_idle_timeout_s=idle, app_keepalive_timeout_s=app,
-                   proxy_errors=errors)
+                   suggested_upstream_idle_timeout_s=suggested, proxy_errors=errors)
 
 
 def rule_ingress_retries(ctx: Context) -> dict[str, Any] | None:

@@ -131,6 +131,7 @@ def test_a_502_from_a_serving_pod_is_an_upstream_keepalive_mismatch(tmp_path):
     assert f["failures"] == 2 and f["evidence"]["by_pod"] == {"api-a2": 1, "api-b1": 1}
     assert "idleConnTimeout" in f["fix"] and "0.5 s" in f["fix"] and "Connection: close" in f["fix"]
     assert f["evidence"]["app_keepalive_timeout_s"] == 1.0 and f["evidence"]["upstream_idle_timeout_s"] == 90
+    assert f["evidence"]["suggested_upstream_idle_timeout_s"] == 0.5
 
 
 def test_the_proxys_500_for_a_closed_idle_connection_counts_when_its_log_says_so(tmp_path):
