@@ -82,8 +82,12 @@ def _upstream_idle(finding: dict[str, Any], sc: Scenario) -> Fix:
     """The proxy's upstream idle timeout below the app's keep-alive timeout:
     a setting of the ingress the run put in front (traffic.ingress), not of
     the app, so it is applied like a Deployment setting."""
-    want = (finding.get("evidence") or {}).get("suggested_upstream_idle_timeout_s")
+    ev = finding.get("evidence") or {}
+    want = ev.get("suggested_upstream_idle_timeout_s")
     if not want:
+        if ev.get("app_keepalive_timeout_s"):
+            return Fix(finding["rule"], False, [], "the proxy's upstream idle timeout is already below the app's "
+                       "keep-alive timeout: the app's keep-alive must be raised (needs the app changed)")
         return Fix(finding["rule"], False, [], "set the proxy's upstream idle timeout below the app's keep-alive "
                    "timeout: the app's timeout is not known here (KEEPALIVE_TIMEOUT unset), so no value is guessed")
     now = sc.traffic.ingress.upstream_idle_timeout_seconds

@@ -154,13 +154,29 @@ def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
                 f" (the proxy keeps idle upstream connections {idle:g} s)")
              + ". Non-idempotent requests are not retried on a stale connection, so they fail.")
     suggested = suggested_idle_timeout_s(app)
-    want = f"{suggested:g} s" if suggested else "below the app's keep-alive timeout"
-    fix = (f"Set the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
-           f"serversTransport forwardingTimeouts.idleConnTimeout) to {want}, or raise the app's keep-alive timeout "
-           f"above {idle:g} s; when draining, answer with Connection: close so the proxy drops the connection itself.")
+    # the proxy's own time on each failed attempt (access log): how long it held the request between
+    # taking the pooled connection and giving up on it
+    held = ctx.req.loc[got.index, "origin_duration_ns"].dropna() if "origin_duration_ns" in ctx.req else None
+    held_ms = round(float(held.max()) / 1e6, 1) if held is not None and len(held) else None
+    if app is not None and idle < app:
+        # already below: the margin (app - idle) did not cover the proxy's delay after taking a connection
+        suggested = None
+        fix = (f"The proxy's upstream idle timeout ({idle:g} s) is already below the app's keep-alive timeout "
+               f"({app:g} s), yet it reused connections the app had closed: the margin ({(app - idle) * 1000:.0f} ms) "
+               "is shorter than the proxy's own delays between taking a pooled connection and the request reaching "
+               "the app"
+               + (f" (its failed attempts took up to {held_ms:g} ms here)" if held_ms is not None else "")
+               + ". Raise the app's keep-alive timeout so that margin is far above those delays (seconds, not "
+               "milliseconds), or above the proxy's upstream idle timeout.")
+    else:
+        want = f"{suggested:g} s" if suggested else "below the app's keep-alive timeout"
+        fix = (f"Set the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
+               f"serversTransport forwardingTimeouts.idleConnTimeout) to {want}, or raise the app's keep-alive "
+               f"timeout above {idle:g} s; when draining, answer with Connection: close so the proxy drops the "
+               "connection itself.")
     return finding("upstream-keepalive", "Upstream keep-alive mismatch: the proxy reused connections the pod had closed",
                    cause, fix, "high", got, upstream_idle_timeout_s=idle, app_keepalive_timeout_s=app,
-                   suggested_upstream_idle_timeout_s=suggested, proxy_errors=errors)
+                   suggested_upstream_idle_timeout_s=suggested, failed_attempt_ms_max=held_ms, proxy_errors=errors)
 
 
 def rule_ingress_retries(ctx: Context) -> dict[str, Any] | None:

@@ -44,6 +44,13 @@ def test_upstream_keepalive_fix_guesses_no_value_when_the_apps_timeout_is_unknow
     assert not fix.applicable and not fix.overrides and "not known" in fix.text
 
 
+def test_upstream_keepalive_fix_is_not_reapplied_when_the_proxy_is_already_below_the_app():
+    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", ["traffic.ingress.upstreamIdleTimeoutSeconds=0.01"])
+    fix = deployment_fix({"rule": "upstream-keepalive", "failures": 3, "evidence": {
+        "app_keepalive_timeout_s": 0.02, "suggested_upstream_idle_timeout_s": None}}, sc)
+    assert not fix.applicable and "already below" in fix.text
+
+
 def test_surge_fix():
     sc = load_scenario(SCENARIOS / "surge-zero.yaml")
     fix = deployment_fix({"rule": "capacity-dip", "failures": 30}, sc)

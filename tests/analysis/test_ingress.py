@@ -134,6 +134,18 @@ def test_a_502_from_a_serving_pod_is_an_upstream_keepalive_mismatch(tmp_path):
     assert f["evidence"]["suggested_upstream_idle_timeout_s"] == 0.5
 
 
+def test_a_proxy_idle_timeout_already_below_the_apps_is_not_suggested_again(tmp_path):
+    """The mismatch can remain with the proxy's idle timeout below the app's, when the margin is
+    shorter than the proxy's own delays: the fix then says so instead of repeating the setting."""
+    run = IngressRun(tmp_path / "r", env={"KEEPALIVE_TIMEOUT": "1"})
+    run.b.scenario["traffic"]["ingress"]["upstreamIdleTimeoutSeconds"] = 0.5
+    steady(run)
+    run.proxy_error(2.5, "api-a2")
+    f = next(f for f in analyse(run.write()).findings if f["rule"] == "upstream-keepalive")
+    assert f["evidence"]["suggested_upstream_idle_timeout_s"] is None
+    assert "already below" in f["fix"] and "Raise the app's keep-alive" in f["fix"]
+
+
 def test_the_proxys_500_for_a_closed_idle_connection_counts_when_its_log_says_so(tmp_path):
     """Go's transport answers a non-replayable request on a reused connection
     the server closed with "server closed idle connection", which Traefik turns
