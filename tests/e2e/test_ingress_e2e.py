@@ -3,6 +3,8 @@ as an ingress controller (built locally, like the sample app's image) in
 front of the run's Service, traffic entering by its NodePort.
 
 - best-practice drops nothing, every request in the proxy's access log.
+- ingress-keepalive-mismatch fails with the proxy's 502/500 on serving pods of the new
+  version, upstream-keepalive (docs/ingress.md).
 
 ingress-no-prestop is not asserted here yet: with the proxy's 1 s dial
 timeout it gives the proxy's 502/504s, all traced to the deleted pods, and
@@ -65,3 +67,24 @@ def test_ingress_best_practice_drops_nothing(run_scenario):
     assert (run.dir / "ingress" / "access.log").stat().st_size > 0
     assert run.summary["ingress"]["logged"] > 0.99 * run.summary["total"]
 
+
+
+def test_ingress_keepalive_mismatch_fails_for_its_reason(run_scenario):
+    """The mistake only the ingress reveals (docs/ingress.md, "A keep-alive mismatch that fails
+    every run"): the new version closes idle connections after 20 ms, the proxy keeps them 90 s;
+    the proxy answers 502/500 on serving pods of the new version, its log names a closed
+    connection, and the top finding is upstream-keepalive."""
+    from harness.analysis.ingress_rules import CLOSED_CONN
+
+    run = run_scenario("ingress-keepalive-mismatch")
+    record(run, "ingress-keepalive-mismatch")
+    s = run.summary
+    assert run.exit_code == 1 and s["verdict"]["status"] == "fail", (s.get("verdict"), run.stderr[-2000:])
+    assert s["phases"]["baseline"]["failed"] == 0, s["phases"]["baseline"]
+    assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_5xx"}, s["outcomes"]
+    errors = s["ingress"]["proxy_errors"]
+    assert errors and all(any(w in e for w in CLOSED_CONN) for e in errors), errors
+    top = s["findings"][0]
+    assert top["rule"] == "upstream-keepalive" and top["failures"] == s["failed"], (top["rule"], s["findings"])
+    deleted = {ev["pod"] for ev in run.events() if ev["kind"] == "deletion_requested"}
+    assert len(deleted) == 4 and not set(top["evidence"]["by_pod"]) & deleted, (top["evidence"]["by_pod"], deleted)
