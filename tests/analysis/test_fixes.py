@@ -44,11 +44,18 @@ def test_upstream_keepalive_fix_guesses_no_value_when_the_apps_timeout_is_unknow
     assert not fix.applicable and not fix.overrides and "not known" in fix.text
 
 
-def test_upstream_keepalive_fix_is_not_reapplied_when_the_proxy_is_already_below_the_app():
-    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", ["traffic.ingress.upstreamIdleTimeoutSeconds=0.01"])
-    fix = deployment_fix({"rule": "upstream-keepalive", "failures": 3, "evidence": {
-        "app_keepalive_timeout_s": 0.02, "suggested_upstream_idle_timeout_s": None}}, sc)
-    assert not fix.applicable and "already below" in fix.text
+def test_upstream_keepalive_fix_raises_the_sample_apps_keep_alive_when_no_proxy_value_is_safe():
+    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml")
+    f = {"rule": "upstream-keepalive", "failures": 90, "evidence": {
+        "app_keepalive_timeout_s": 0.02, "suggested_upstream_idle_timeout_s": None,
+        "suggested_app_keepalive_timeout_s": 91.0}}
+    fix = deployment_fix(f, sc)
+    assert fix.applicable and fix.overrides == ["disruption.change.env.KEEPALIVE_TIMEOUT=91"], fix
+    fixed = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", fix.overrides)
+    assert float(fixed.disruption.change.env["KEEPALIVE_TIMEOUT"]) > fixed.traffic.ingress.upstream_idle_timeout_seconds
+    # any other app: named, not applied
+    other = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", ["app.command=[./server]"])
+    assert not deployment_fix(f, other).applicable and "needs the app changed" in deployment_fix(f, other).text
 
 
 def test_surge_fix():

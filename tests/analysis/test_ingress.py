@@ -144,6 +144,21 @@ def test_a_proxy_idle_timeout_already_below_the_apps_is_not_suggested_again(tmp_
     f = next(f for f in analyse(run.write()).findings if f["rule"] == "upstream-keepalive")
     assert f["evidence"]["suggested_upstream_idle_timeout_s"] is None
     assert "already below" in f["fix"] and "Raise the app's keep-alive" in f["fix"]
+    assert f["evidence"]["suggested_app_keepalive_timeout_s"] == 2.0  # the proxy's 0.5 s + at least 1 s
+
+
+def test_keepalive_fix_sizes_the_margin_by_the_proxys_own_delays():
+    from harness.analysis.ingress_rules import keepalive_fix
+
+    # seconds: 1 s below the app's leaves far more than the proxy's milliseconds
+    text, idle, app = keepalive_fix(90, 5.0, held_ms=12.0)
+    assert idle == 4.0 and "to 4 s" in text
+    # milliseconds: half of 20 ms leaves 10 ms, less than a 40 ms failed attempt: raise the app's
+    text, idle, app = keepalive_fix(90, 0.02, held_ms=40.0)
+    assert idle is None and app > 90 and "no safe idle timeout" in text and "40 ms" in text
+    # unknown app timeout: no number for the proxy
+    text, idle, app = keepalive_fix(90, None, held_ms=None)
+    assert idle is None and app is None and "below the app's keep-alive" in text
 
 
 def test_the_proxys_500_for_a_closed_idle_connection_counts_when_its_log_says_so(tmp_path):
