@@ -1,8 +1,8 @@
 """A finding's fix as a change to the scenario, when the fix lives in the
 Deployment (preStop, grace period, maxSurge/maxUnavailable, readiness
 probe) or in the ingress the run puts in front (its upstream idle
-timeout; for the sample app, its keep-alive timeout); a fix that needs the app changed is named as such and never
-"applied" (``run --verify-fix`` then reruns nothing and says so).
+timeout; for the sample app, its keep-alive timeout); a fix that needs
+the app changed is named as such and never "applied" (``run --verify-fix`` then reruns nothing and says so).
 
     fix = deployment_fix(summary["findings"][0], scenario)
     fix.applicable     # True: fix.overrides are --set expressions

@@ -136,6 +136,11 @@ def keepalive_fix(idle: float, app: float | None, held_ms: float | None) -> tupl
     if app is None:
         return f"Set {knob} below the app's keep-alive timeout, or {raise_app}" + tail, None, None
     held = f" (its failed attempts took up to {held_ms:g} ms here)" if held_ms is not None else ""
+    if idle < app and held_ms is not None and (app - idle) * 1000 > held_ms:
+        return (f"The proxy's upstream idle timeout ({idle:g} s) is below the app's keep-alive timeout ({app:g} s) "
+                f"by more than the proxy's own delays{held}, so these closes were not the app's idle timeout: look "
+                "for the app closing connections for another reason (a limit of requests per connection, a "
+                "restart of its workers)" + tail, None, None)
     if idle < app:
         return (f"The proxy's upstream idle timeout ({idle:g} s) is already below the app's keep-alive timeout "
                 f"({app:g} s), yet it reused connections the app had closed: the margin ({(app - idle) * 1000:.0f} ms) "
