@@ -53,5 +53,5 @@ generator-image:
 # up, tests, down; down runs even when up or the tests fail, and the first failure is the exit code.
 e2e: $(STAMP)
 	@rc=0; bash cluster/scripts/up.sh || rc=$$?; \
-	if [ $$rc -eq 0 ]; then ROLLOUT_HARNESS_KUBECONFIG=$(KUBECONFIG_E2E) KUBECONFIG=$(KUBECONFIG_E2E) $(PY) -m pytest -m e2e tests/e2e -q || rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then ROLLOUT_HARNESS_KUBECONFIG=$(KUBECONFIG_E2E) KUBECONFIG=$(KUBECONFIG_E2E) $(PY) -m pytest -m e2e tests/e2e -q --durations=25 || rc=$$?; fi; \
 	bash cluster/scripts/down.sh || { [ $$rc -ne 0 ] || rc=1; }; exit $$rc

@@ -144,7 +144,9 @@ def rule_prestop(ctx: Context) -> dict[str, Any] | None:
         if removed is None or not marks:
             continue
         stop = min(marks)
-        if stop >= removed:
+        # the traffic path drops the pod when the proxy applies the removal: on a
+        # cluster that is the watched update plus kube-proxy's lag (endpoint_slack_ns)
+        if stop >= removed + p.endpoint_slack_ns:
             continue
         hit = pod_rows(ctx, p.name) & (t >= stop - TOL_NS) & (t <= removed + TOL_NS + p.endpoint_slack_ns)
         if hit.any():

@@ -158,6 +158,31 @@ def test_cluster_events_allow_for_kube_proxy_lag(tmp_path):
     assert a.summary["attribution"]["accuracy"] is None
 
 
+def test_no_prestop_when_the_watch_sees_the_removal_before_the_app_stops(tmp_path):
+    # A cluster run (make e2e, 2026-11-26): without a preStop the EndpointSlice
+    # update reached the watch 20-50 ms BEFORE the app logged its SIGTERM, but
+    # kube-proxy applies it up to ~1 s later, so new connections were still
+    # refused by the stopped pod. That is still the missing preStop's doing, not
+    # "unexplained": the traffic path's removal is the watched one plus the
+    # proxy's lag, on the precondition as in the window.
+    sc = scenario_dict("k8s-no-prestop")
+    b = RunBuilder(tmp_path / "run", scenario=sc)
+    b.phases(0, 2, 6, 8)
+    for pod in ("api-a1", "api-a2"):
+        b.event(-1, pod, EventKind.READY, "kube-watch").event(-1, pod, EventKind.ENDPOINT_ADDED, "kube-watch")
+    b.event(3, "api-a1", EventKind.DELETION_REQUESTED, "kube-watch")
+    b.event(3.02, "api-a1", EventKind.ENDPOINT_REMOVED, "kube-watch")
+    b.app(3.05, "api-a1", "sigterm_received").app(3.06, "api-a1", "listener_closed").app(3.3, "api-a1", "exiting")
+    for i in range(400):
+        b.request(i / 50, pod="api-a2")
+    for t in (3.1, 3.4, 3.8):
+        b.request(t, Outcome.REFUSED, sent=False)
+    a = analyse(b.write())
+    assert list(a.attributed["pod"]) == ["api-a1"] * 3
+    assert [f["rule"] for f in a.findings] == ["no-prestop"]
+    assert "preStop sleep >=" in a.findings[0]["fix"]
+
+
 def test_a_deleted_pod_never_seen_to_end_makes_the_run_inconclusive(tmp_path):
     b = RunBuilder(tmp_path / "run")
     b.phases(0, 2, 8, 10)

@@ -1,6 +1,13 @@
 """The kubernetes platform against a real cluster: the shipped scenarios give
 the failures they are about, attributed the same way, with the same verdict
-and top finding as on the local platform."""
+and top finding as on the local platform.
+
+Parity is checked against the written expectation both platforms are held
+to: for the rolling-update family that is ``EXPECTED`` of
+tests/analysis/test_real_runs.py, which ``make test`` asserts on real local
+rollouts of the same scenarios (so the cluster's run is not repeated on the
+local platform here: .ci/run runs both targets). Scenarios without such an
+expectation (the ingress ones) are run on both platforms and compared."""
 
 from __future__ import annotations
 
@@ -94,7 +101,15 @@ def test_no_prestop_failures_hit_terminating_pods(run_scenario):
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_platform_parity(run_scenario, name):
-    kube, local = run_scenario(name, "kubernetes"), run_scenario(name, "local")
+    from tests.analysis.test_real_runs import EXPECTED
+
+    kube = run_scenario(name, "kubernetes")
     record(kube, name)
-    k, l = figures(kube), figures(local)
+    k = figures(kube)
+    if name in EXPECTED:  # what make test holds the local platform's run of it to
+        rule = EXPECTED[name]
+        want = ("pass" if rule is None else "fail", rule)
+        assert (k["verdict"], k["top_finding"]) == want, (k, kube.stderr)
+        return
+    l = figures(run_scenario(name, "local"))
     assert (k["verdict"], k["top_finding"]) == (l["verdict"], l["top_finding"]), (k, l, kube.stderr)
