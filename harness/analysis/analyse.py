@@ -137,7 +137,7 @@ def unobserved(run: RunData, pods: dict[str, PodLife]) -> list[str]:
 
 
 def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods: dict[str, PodLife],
-                               max_lag_ms: float | None) -> int:
+                               max_lag_ms: float | None, *, proxy: bool = False) -> int:
     """Failed requests of the rollout window that prove a failure even when
     the engine fell behind elsewhere (verdict.SERVER_CAUSED): refused, reset
     or closed, on a connection to a pod (it answered on it, or the traffic
@@ -149,10 +149,16 @@ def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods
     stall there would have left keep-alive connections idle across a drain,
     or (on the local platform, whose endpoint view runs on the harness's
     loop) applied an endpoint removal late, either of which a punctual
-    client would not have met."""
+    client would not have met.
+
+    ``proxy``: count instead the ingress proxy's 502/504
+    (verdict.PROXY_UPSTREAM) whose access log names the pod it picked
+    (how: ingress-log), under the same conditions: the proxy met the
+    deleted pod's refusal or absence at that moment, as a punctual client's
+    request would have."""
     if not len(req) or not len(att) or max_lag_ms is None:
         return 0
-    codes = [CODE[Outcome(o)] for o in verdict.SERVER_CAUSED]
+    codes = [CODE[Outcome(o)] for o in (verdict.PROXY_UPSTREAM if proxy else verdict.SERVER_CAUSED)]
     mask = np.isin(req["code"].to_numpy(), codes) & np.asarray(wmask, dtype=bool)
     rows = req.index[mask].intersection(att.index)
     if not len(rows):
@@ -165,9 +171,13 @@ def _server_caused_on_schedule(req: pd.DataFrame, wmask, att: pd.DataFrame, pods
     for row in rows:
         # the pod whose own connection it was: it answered on it, or the traffic path sent it there (not
         # an inference from the endpoints, and not "no ready endpoint", which no pod caused)
-        pod = att.at[row, "pod"] if att.at[row, "how"] in ("answered", "connection") else None
-        if not isinstance(pod, str) and routed is not None:
-            pod = routed.at[row]
+        how = att.at[row, "how"]
+        if proxy:  # only the proxy's own record of the upstream it picked
+            pod = att.at[row, "pod"] if how == "ingress-log" else None
+        else:
+            pod = att.at[row, "pod"] if how in ("answered", "connection") else None
+            if not isinstance(pod, str) and routed is not None:
+                pod = routed.at[row]
         life = pods.get(pod) if isinstance(pod, str) else None
         if life is None or life.deletion is None:
             continue
@@ -228,13 +238,18 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
     if counting == "clientVisible":
         values = _client_visible_values(values, view, window)
     rows = verdict.check_thresholds(limits, values)
+    max_lag = run.scenario.gate.max_send_lag_p99_ms
+    by_server = _server_caused_on_schedule(req, wmask, att, pods, max_lag)
+    by_proxy = _server_caused_on_schedule(req, wmask, att, pods, max_lag, proxy=True)
     v = verdict.decide(status=run.status, rollout=run.manifest.get("rollout"), total=stats["total"],
                        window_total=window["total"], thresholds=rows,
                        baseline_rows=_baseline_rows(run, limits, timeline), records_complete=run.records_complete,
                        unobserved=unobserved(run, pods),
-                       server_caused_failed=min(_server_caused_on_schedule(req, wmask, att, pods,
-                                                                           run.scenario.gate.max_send_lag_p99_ms),
-                                                int(values["failed_requests"] or 0)))
+                       server_caused_failed=min(by_server + by_proxy, int(values["failed_requests"] or 0)),
+                       server_caused_what=verdict.SERVER_CAUSED_TEXT if not by_proxy else
+                       ("refused, reset or closed by the server, or answered 502/504 by the ingress proxy for a "
+                        "pod already deleted" if by_server else
+                        "answered 502/504 by the ingress proxy for a pod already deleted"))
 
     ok_window = window["total"] - window["dropped"]
     acc = attribution.accuracy(att)

@@ -41,6 +41,11 @@ THRESHOLDS = (
 ENGINE_THRESHOLDS = ("maxSendLagP99Ms", "maxDroppedRatio")
 #: failures the server produces at the moment a request is tried, which a late sender cannot cause
 SERVER_CAUSED = ("refused", "reset", "closed")
+#: ... and the same seen through an ingress proxy: its answer when the pod it picked refused, cut or
+#: never answered its connection (502, 504), counted only when its own access log names that pod
+#: (attribution ``ingress-log``): the client's timing decides when the proxy tries, not what it meets
+PROXY_UPSTREAM = ("http_502", "http_504")
+SERVER_CAUSED_TEXT = "refused, reset or closed by the server"
 
 
 def gate_limits(gate: Gate) -> dict[str, float | None]:
@@ -89,13 +94,14 @@ def _human(row: dict[str, Any]) -> str:
 def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
            thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
            records_complete: bool = True, unobserved: list[str] | None = None,
-           server_caused_failed: int = 0) -> dict[str, Any]:
+           server_caused_failed: int = 0, server_caused_what: str = SERVER_CAUSED_TEXT) -> dict[str, Any]:
     """The verdict from the run's facts; pure, so it is tested by tables.
 
     ``unobserved``: why the run did not see the whole disruption (a deleted
     pod not seen to end), one sentence each; any makes it inconclusive.
     ``server_caused_failed``: failed requests of the rollout window whose
-    outcome is one of SERVER_CAUSED (counted as the gate counts)."""
+    outcome is one of SERVER_CAUSED (counted as the gate counts), or PROXY_UPSTREAM traced
+    to its pod; ``server_caused_what`` says which, in the reasons."""
     why_blind: list[str] = list(unobserved or [])
     if total == 0:
         why_blind.append("no requests were recorded")
@@ -116,12 +122,12 @@ def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_to
         limit = next((r["limit"] for r in thresholds if r["name"] == "maxFailedRequests"), None)
         if limit is not None and server_caused_failed > limit:
             return {"status": "fail", "exit_code": EXIT_FAIL,
-                    "reasons": [f"maxFailedRequests: {server_caused_failed} requests refused, reset or closed by the "
-                                f"server (limit {limit:g})"] + lag
-                               + ["a late sender cannot cause a refused, reset or closed request: these failures are "
+                    "reasons": [f"maxFailedRequests: {server_caused_failed} requests {server_caused_what} "
+                                f"(limit {limit:g})"] + lag
+                               + [f"a late sender cannot cause a request {server_caused_what}: these failures are "
                                   "real; the count is a lower bound (requests sent late, or not at all, were not "
                                   "tried on schedule)"],
-                    "headline": f"FAIL: {server_caused_failed} requests refused, reset or closed by the server "
+                    "headline": f"FAIL: {server_caused_failed} requests {server_caused_what} "
                                 f"during the rollout (the gate allows {limit:g}), seen although the traffic "
                                 "engine fell behind its schedule"}
     why_blind += lag

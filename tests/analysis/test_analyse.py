@@ -24,13 +24,13 @@ def _req(rows):
     return pd.DataFrame({"scheduled_ns": sched, "sent_ns": sent, "code": code})
 
 
-def _count(rows, att_pods, deletion_ms=1000, limit=50, how="connection", routed=None):
+def _count(rows, att_pods, deletion_ms=1000, limit=50, how="connection", routed=None, proxy=False):
     req = _req(rows)
     req["route_pod"] = [(routed or {}).get(i) for i in range(len(rows))]
     failed = [i for i, r in enumerate(rows) if r[2] != "ok"]
     att = pd.DataFrame({"pod": [att_pods.get(i) for i in failed], "how": how}, index=pd.Index(failed))
     pods = {"old": types.SimpleNamespace(deletion=deletion_ms * MS), "new": types.SimpleNamespace(deletion=None)}
-    return _server_caused_on_schedule(req, np.ones(len(req), dtype=bool), att, pods, limit)
+    return _server_caused_on_schedule(req, np.ones(len(req), dtype=bool), att, pods, limit, proxy=proxy)
 
 
 def test_a_closed_request_on_schedule_since_its_pods_deletion_counts():
@@ -64,3 +64,19 @@ def test_only_a_pods_own_connection_after_its_deletion_counts():
     assert _count(rows, {2: "old"}, how="endpoints") == 0
     # ... unless the traffic path itself routed it to that pod
     assert _count(rows, {2: "old"}, how="endpoints", routed={2: "old"}) == 1
+
+
+def test_the_proxys_502_and_504_count_when_its_access_log_names_the_deleted_pod():
+    """Through the ingress the client meets the proxy, not the pod: the
+    proxy's 502 (the pod refused it) and 504 (its dial to the gone pod timed
+    out), traced by its access log to a pod deleted before, on schedule."""
+    rows = [(1100, 2, "ok"), (1500, 3, "http_502"), (1600, 2, "http_504"), (1700, 2, "http_503")]
+    assert _count(rows, {1: "old", 2: "old", 3: "old"}, how="ingress-log", proxy=True) == 2
+    # a stall after the deletion voids them, as for a refused request
+    late = [(1100, 400, "ok"), (1500, 3, "http_502")]
+    assert _count(late, {1: "old"}, how="ingress-log", proxy=True) == 0
+    # only the proxy's own record pins them: not an inference, and never counted as the server's own
+    assert _count(rows, {1: "old", 2: "old"}, how="endpoints", routed={1: "old", 2: "old"}, proxy=True) == 0
+    assert _count(rows, {1: "old", 2: "old"}, how="ingress-log") == 0
+    # a pod never deleted (e.g. an upstream keep-alive race on a serving pod) is not this rule's
+    assert _count(rows, {1: "new", 2: "new"}, how="ingress-log", proxy=True) == 0

@@ -78,3 +78,13 @@ def test_failures_seen_despite_engine_lag_say_the_count_is_a_lower_bound():
     assert v["status"] == "fail"
     assert v["headline"].startswith("FAIL: 11 requests refused, reset or closed by the server")
     assert any("fell behind" in r for r in v["reasons"]) and any("lower bound" in r for r in v["reasons"])
+
+
+def test_the_proxys_answers_seen_despite_engine_lag_are_named_as_such():
+    rows = check_thresholds(LIMITS, {**GOOD, "send_lag_p99_ms": 300.0, "failed_requests": 60})
+    v = decide(status="complete", rollout={"completed": True}, total=1000, window_total=800, thresholds=rows,
+               baseline_rows=[], server_caused_failed=40,
+               server_caused_what="answered 502/504 by the ingress proxy for a pod already deleted")
+    assert v["status"] == "fail"
+    assert v["headline"].startswith("FAIL: 40 requests answered 502/504 by the ingress proxy for a pod already deleted")
+    assert any("lower bound" in r for r in v["reasons"])

@@ -20,7 +20,6 @@ import anyio
 from harness.errors import BadInput, PlatformError
 from harness.model.rundir import update_manifest
 from harness.model.workload import workload_of
-from harness.model.ingresslog import INGRESS_DIR
 from harness.platforms.kubernetes import apply, ingress as ingress_mod, manifests, preflight
 from harness.platforms.kubernetes.client import KubeError
 from harness.platforms.kubernetes.podtrack import IMAGE_PROBLEMS
@@ -86,9 +85,6 @@ class ClusterDeployment:
             api_url=f"http://{host}:{ports.get('api', '')}", clock=self.clock, events=self.events,
             pod_of=self.endpoints.pod_at, max_seconds=3600)
         self.ingress_view.start()
-        self.ingress_log = ingress_mod.ProxyLogFollower(api=self.api, namespace=self.namespace,
-                                                        run_label=self.run_label, out_dir=self.run_dir / INGRESS_DIR)
-        self.ingress_log.start()
 
     def _prepare(self) -> apply.Prepared:
         """The objects of this run: the user's manifests as given (changes

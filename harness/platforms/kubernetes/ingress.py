@@ -8,8 +8,12 @@ everything is deleted with the namespace (or one by one, in a shared one).
 ``IngressView`` reads the running proxy's API (through the same NodePort
 Service) and stamps ``endpoint_added`` / ``endpoint_removed`` with detail
 ``hop: ingress`` when the upstreams it routes to change: the ingress's own
-view, measured. The access log is the proxy's stdout, saved to
-``<run>/ingress/`` before teardown.
+view, measured. The access log is the proxy's stdout, fetched once at the
+end and saved to ``<run>/ingress/`` before teardown. It is not followed
+during the run: the kubelet serves a followed log by asking the container
+runtime for the container's status at every end of file, i.e. for every
+line Traefik writes (~500 a second here), and that load on a 2-core node
+starved the proxy (docs/ingress.md, "Why the proxy stalled").
 """
 
 from __future__ import annotations
@@ -189,56 +193,15 @@ class IngressView(threading.Thread):
             self.events.emit(now, pod, EventKind.ENDPOINT_REMOVED, SourceKind.HARNESS, hop="ingress", upstream=up)
 
 
-class ProxyLogFollower(threading.Thread):
-    """Follows the proxy pod's stdout (access log + debug log) into
-    ``<out_dir>/<pod>.log`` from its start. Fetched only at teardown, the
-    log would be what the kubelet kept: it rotates a container's log at
-    containerLogMaxSize (10 MiB by default), and Traefik's DEBUG log with an
-    access line per request passes that within ~10,000 requests (seen here:
-    678 of 11,799 requests left in the log)."""
-
-    def __init__(self, *, api: Any, namespace: str, run_label: str, out_dir: Any, max_seconds: float = 3600):
-        super().__init__(name="ingress-log", daemon=True)
-        self.api, self.namespace, self.run_label, self.out_dir = api, namespace, run_label, out_dir
-        self.max_seconds = max_seconds
-        self.follower: Any = None
-        self._halt = threading.Event()
-
-    @property
-    def path(self) -> Any:
-        return None if self.follower is None else self.follower.path
-
-    def run(self) -> None:
-        from harness.platforms.kubernetes.client import KubeError
-        from harness.platforms.kubernetes.podlogs import LogFollower
-
-        end = time.monotonic() + self.max_seconds
-        while not self._halt.is_set() and time.monotonic() < end:
-            try:
-                pods, _ = self.api.list("pods", self.namespace, label_selector=f"{INGRESS_LABEL}={self.run_label}")
-            except KubeError:
-                pods = []
-            if pods:
-                self.follower = LogFollower(self.api, self.namespace, pods[0]["metadata"]["name"], NAME,
-                                            self.out_dir, sink=lambda *_: None, from_wall_s=lambda _s: 0,
-                                            still_running=lambda: not self._halt.is_set(), retries=1000,
-                                            parse=False)
-                self.follower.run()
-                return
-            self._halt.wait(0.25)
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._halt.set()
-        if self.follower is not None:
-            self.follower.stop(timeout)
-        self.join(timeout)
+#: Traefik's first lines on stdout include this one (its version at start-up): a log fetched
+#: without it lost its beginning to the kubelet's rotation (containerLogMaxSize)
+STARTUP_MARK = '"Traefik version '
 
 
-def longer_log(fetched: str, follower: ProxyLogFollower | None) -> str:
-    """The proxy's stdout: what the follower wrote when it holds more than the
-    log fetched at the end (which the kubelet may have rotated away)."""
-    path = None if follower is None else follower.path
-    if path is None or not path.exists():
-        return fetched
-    followed = path.read_text(encoding="utf-8", errors="replace")
-    return followed if followed.count("\n") > fetched.count("\n") else fetched
+def rotated_away(text: str) -> bool:
+    """True when the proxy's stdout fetched at the end no longer starts at
+    the proxy's start: the kubelet rotated the container's log
+    (containerLogMaxSize, 10 MiB by default; the project's cluster keeps
+    100 MiB, cluster/config/kubelet.yaml.tmpl) and the access lines of the
+    first requests are gone (they show as not logged)."""
+    return bool(text) and STARTUP_MARK not in text

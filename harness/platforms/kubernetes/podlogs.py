@@ -107,13 +107,11 @@ class LogFollower(LineFollower):
 
     def __init__(self, api: KubeApi, namespace: str, pod: str, container: str, logs_dir: Path,
                  sink: Callable[[int, Step], None], from_wall_s: Callable[[float], int], *,
-                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25,
-                 parse: bool = True):
+                 still_running: Callable[[], bool], retries: int = 20, retry_delay: float = 0.25):
         super().__init__(api, namespace, pod, container, self._on_line, still_running=still_running,
                          retries=retries, retry_delay=retry_delay)
         self.path = Path(logs_dir) / f"{pod}.log"
         self.sink, self.from_wall_s = sink, from_wall_s
-        self.parse = parse  # False: only copy the lines (a container that is not the app, e.g. the proxy)
         self._out = None
 
     def run(self) -> None:
@@ -124,6 +122,6 @@ class LogFollower(LineFollower):
 
     def _on_line(self, line: str) -> None:
         self._out.write(line + "\n")
-        parsed = parse_app_line(line, self.pod, self.from_wall_s) if self.parse else None
+        parsed = parse_app_line(line, self.pod, self.from_wall_s)
         if parsed is not None:
             self.sink(*parsed)

@@ -4,7 +4,6 @@ the ingress's own view of the endpoints, read from the proxy's API."""
 from __future__ import annotations
 
 import json
-import time
 
 from harness.model.clock import RunClock
 from harness.model.events import EventWriter, read_events
@@ -104,38 +103,54 @@ def test_the_view_thread_starts_and_stops(tmp_path):
     assert not view.is_alive() and view.polls >= 1
 
 
-class ProxyLogApi:
-    """The proxy pod appears on the second list; its log stream serves ``lines``."""
+def test_a_proxy_log_without_its_start_up_lines_was_rotated_away():
+    """The log is fetched once at the end; the kubelet's rotation
+    (containerLogMaxSize) would have cut its beginning: that is told, not
+    silently taken as the whole log."""
+    start = json.dumps({"level": "info", "message": "Traefik version v3.6.12 built on I don't remember exactly"})
+    access = json.dumps({"DownstreamStatus": 200, "request_X-Request-Id": "7"})
+    assert not ingress.rotated_away(start + "\n" + access + "\n")
+    assert ingress.rotated_away(access + "\n")
+    assert not ingress.rotated_away("")  # nothing fetched: not a rotation (the fetch failed, said elsewhere)
 
-    def __init__(self, lines):
-        self.lines, self.lists, self.selectors = lines, 0, []
+
+class LogApi:
+    """The proxy's pod and its whole log so far (no follow: pod_log is not there)."""
+
+    def __init__(self, text):
+        self.text, self.fetched = text, []
 
     def list(self, resource, namespace, *, label_selector=None):
-        self.lists += 1
-        self.selectors.append(label_selector)
-        return ([{"metadata": {"name": "traefik-abc"}}] if self.lists > 1 else []), "1"
+        return [{"metadata": {"name": "traefik-abc"}}], "1"
 
-    def pod_log(self, namespace, pod, container):
-        from tests.platforms.kubernetes.fakekube import FakeStream
-        return FakeStream(self, [(0, {"line": x}) for x in self.lines])
+    def pod_log_text(self, namespace, pod, container):
+        self.fetched.append((namespace, pod, container))
+        return self.text
 
 
-def test_the_proxy_log_is_followed_from_the_start_and_wins_over_a_rotated_fetch(tmp_path):
-    """The kubelet rotates a container log at 10 MiB: the log fetched at the
-    end keeps only the tail, the followed one everything."""
-    from harness.platforms.kubernetes.ingress import ProxyLogFollower, longer_log
+def save_logs(tmp_path, text):
+    from types import SimpleNamespace
+    from harness.platforms.kubernetes.platform import KubernetesPlatform
 
-    lines = [json.dumps({"DownstreamStatus": 200, "request_X-Request-Id": str(i)}) for i in range(5)]
-    api = ProxyLogApi(lines)
-    f = ProxyLogFollower(api=api, namespace="ns", run_label="run-1", out_dir=tmp_path, max_seconds=10)
-    f.start()
-    for _ in range(400):  # bounded: the follower writes as it reads
-        if f.path is not None and f.path.exists() and f.path.read_text().count("\n") == len(lines):
-            break
-        time.sleep(0.025)
-    f.stop()
-    assert api.selectors[0] == "rollout-harness.io/ingress-of=run-1"
-    assert f.path == tmp_path / "traefik-abc.log" and f.path.read_text().splitlines() == lines
-    rotated_tail = "".join(x + "\n" for x in lines[-2:])
-    assert longer_log(rotated_tail, f).splitlines() == lines
-    assert longer_log(rotated_tail, None) == rotated_tail
+    api = LogApi(text)
+    KubernetesPlatform._save_ingress_logs(SimpleNamespace(run_dir=tmp_path, api=api, namespace="ns",
+                                                          run_label="run-1"))
+    return api
+
+
+def test_the_proxy_log_is_fetched_once_at_the_end_into_the_run_dir(tmp_path, caplog):
+    start = json.dumps({"level": "info", "message": "Traefik version v3.6.12 built on I don't remember exactly"})
+    access = [json.dumps({"DownstreamStatus": 200, "request_X-Request-Id": str(i)}) for i in range(3)]
+    text = "".join(x + "\n" for x in [start, *access])
+    api = save_logs(tmp_path, text)
+    assert api.fetched == [("ns", "traefik-abc", "traefik")]
+    assert (tmp_path / "ingress" / "access.log").read_text().splitlines() == access
+    assert (tmp_path / "ingress" / "traefik.log").read_text() == text
+    assert "rotation" not in caplog.text
+
+
+def test_a_rotated_proxy_log_is_saved_and_said(tmp_path, caplog):
+    access = json.dumps({"DownstreamStatus": 200, "request_X-Request-Id": "9000"})
+    save_logs(tmp_path, access + "\n")
+    assert (tmp_path / "ingress" / "access.log").read_text().splitlines() == [access]
+    assert "log rotation (containerLogMaxSize)" in caplog.text
