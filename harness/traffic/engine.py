@@ -56,8 +56,8 @@ _READ_TIMEOUT = OUTCOME_CODE[Outcome.READ_TIMEOUT]
 PRECISE_TIMER = True
 WAKE_QUANTUM_NS = 200_000
 #: The sweep flushes the records once this many rows wait, besides every flush_interval:
-#: a flush holds the loop ~0.1 ms + 0.1 us a row, so at 10k req/s half a second of
-#: rows (0.6 ms) delayed the requests due meanwhile; 50 ms of them cost 0.15 ms.
+#: a flush holds the loop ~0.1 ms + 0.1 us a row (more with cold caches), so at 10k
+#: req/s half a second of rows (0.5-0.7 ms, at worst 4) delayed the requests due meanwhile.
 FLUSH_ROWS = 256
 
 
