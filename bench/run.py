@@ -86,6 +86,23 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its living descendants
+    (nginx's workers are children of its master)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def run_wrk(url: str, seconds: float, conns: int) -> tuple[float, float]:
     c0 = child_cpu()
     out = subprocess.run(pinned(1, ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", url]),
@@ -130,6 +147,8 @@ def main() -> int:
     ap.add_argument("--workers-rounds", type=int, default=int(os.environ.get("BENCH_WORKERS_ROUNDS", 3)),
                     help="rounds of the 1-vs-2-workers closed loop (0: skip)")
     ap.add_argument("--skip-analysis", action="store_true")
+    ap.add_argument("--open-both", action="store_true", help="the open loop on the pure-Python path too")
+    ap.add_argument("--skip-closed", action="store_true", help="no closed loop (wrk vs the engine)")
     args = ap.parse_args()
 
     ensure_tools()
@@ -152,7 +171,7 @@ def main() -> int:
               f"load average before: {os.getloadavg()[0]:.2f}")
         print(f"# engine hot path: {hot_path()}; the pure-Python path runs in the same rounds")
         wrk, eng, pure = [], [], []
-        for r in range(args.rounds):
+        for r in range(0 if args.skip_closed else args.rounds):
             wrk.append(run_wrk(url, args.seconds, 50))
             s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
             eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
@@ -161,25 +180,31 @@ def main() -> int:
             print(f"  round {r + 1}: wrk {wrk[-1][0]:,.0f} req/s ({wrk[-1][1]:.2f} us CPU/req) | engine "
                   f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed) "
                   f"| pure Python {pure[-1][0]:,.0f} req/s ({pus:.2f} us CPU/req)", flush=True)
-        w_rps = statistics.median(x[0] for x in wrk)
-        w_cpu = statistics.median(x[1] for x in wrk)
-        e_rps = statistics.median(x[0] for x in eng)
-        e_cpu = statistics.median(x[1] for x in eng)
-        p_rps = statistics.median(x[0] for x in pure)
-        p_cpu = statistics.median(x[1] for x in pure)
-        print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
-        print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
-        print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
-        print(f"pure     {p_rps:>10,.0f} req/s   {p_cpu:6.2f} us CPU/request: {p_rps / w_rps:.2f} x wrk "
-              "(the fallback without a C compiler)")
-        print("\n# open loop, one worker, 50 connections")
-        print(f"{'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'dropped':>8}")
+        if wrk:
+            w_rps = statistics.median(x[0] for x in wrk)
+            w_cpu = statistics.median(x[1] for x in wrk)
+            e_rps = statistics.median(x[0] for x in eng)
+            e_cpu = statistics.median(x[1] for x in eng)
+            p_rps = statistics.median(x[0] for x in pure)
+            p_cpu = statistics.median(x[1] for x in pure)
+            print(f"wrk      {w_rps:>10,.0f} req/s   {w_cpu:6.2f} us CPU/request")
+            print(f"engine   {e_rps:>10,.0f} req/s   {e_cpu:6.2f} us CPU/request (every request recorded)")
+            print(f"ratio    {e_rps / w_rps:10.2f} x wrk throughput   {w_cpu / e_cpu:6.2f} x wrk CPU efficiency")
+            print(f"pure     {p_rps:>10,.0f} req/s   {p_cpu:6.2f} us CPU/request: {p_rps / w_rps:.2f} x wrk "
+                  "(the fallback without a C compiler)")
+            print(f"# load average after the closed loop: {os.getloadavg()[0]:.2f}")
+        print(f"\n# open loop, one worker, 50 connections; load average before: {os.getloadavg()[0]:.2f}")
+        print(f"{'path':>8} {'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
+              f"{'dropped':>8}")
         for rate in [float(x) for x in args.rates.split(",") if x]:
-            s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}")
-            off = (s["achieved_rate"] - rate) / rate * 100
-            lag = s["send_lag_ms"]
-            print(f"{rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% {lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms "
-                  f"{lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+            for pure in (False, True) if args.open_both else (False,):
+                s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}-{pure}",
+                                  pure=pure)
+                off = (s["achieved_rate"] - rate) / rate * 100
+                lag = s["send_lag_ms"]
+                print(f"{'python' if pure else 'compiled':>8} {rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% "
+                      f"{lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms {lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+        print(f"# load average after the open loop: {os.getloadavg()[0]:.2f}")
         if args.workers_rounds:
             # Workers: the same closed loop from 1 and from 2 engine processes, unpinned (nginx
             # keeps CPU 0): on a 2-core machine the second worker shares a core with nginx,
@@ -188,17 +213,30 @@ def main() -> int:
                   f"(median); load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
             by_n: dict[int, list[float]] = {1: [], 2: []}
             cpu_n: dict[int, list[float]] = {1: [], 2: []}
+            srv_n: dict[int, list[float]] = {1: [], 2: []}
             for r in range(args.workers_rounds):
                 for n in (1, 2):
+                    c0 = tree_cpu(srv.pid)
                     s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
                                        workers=n, cpu=None)
                     by_n[n].append(s["achieved_rate"])
                     cpu_n[n].append(us)
-                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req) | "
-                      f"2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us CPU/req, both)", flush=True)
+                    srv_n[n].append((tree_cpu(srv.pid) - c0) / max(s["total"], 1) * 1e6)
+                print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req; "
+                      f"server {srv_n[1][-1]:.2f}) | 2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us "
+                      f"CPU/req, both; server {srv_n[2][-1]:.2f})", flush=True)
             one, two = statistics.median(by_n[1]), statistics.median(by_n[2])
+            e, n_us = statistics.median(cpu_n[1]), statistics.median(srv_n[2])
+            cores = os.cpu_count() or 1
             print(f"2 workers / 1 worker: {two / one:.2f} x throughput; engine CPU per request "
-                  f"{statistics.median(cpu_n[2]) / statistics.median(cpu_n[1]):.2f} x")
+                  f"{statistics.median(cpu_n[2]) / e:.2f} x")
+            # What this host allows: with 2 workers, the workers and the server share every core,
+            # so the rate is at most cores / (engine + server CPU per request); one worker is
+            # bounded by its own core (1 / engine CPU per request).
+            bound = cores / ((e + n_us) / 1e6)
+            print(f"this host's bound for 2 workers: {cores} cores / ({e:.2f} engine + {n_us:.2f} server us CPU/req) "
+                  f"= {bound:,.0f} req/s = {bound / one:.2f} x one worker's rate (1.8 x needs a core per worker "
+                  f"plus the server's)")
     finally:
         os.killpg(srv.pid, signal.SIGTERM)
         try:

@@ -1,7 +1,8 @@
 """A finding's fix as a change to the scenario, when the fix lives in the
 Deployment (preStop, grace period, maxSurge/maxUnavailable, readiness
-probe); a fix that needs the app changed is named as such and never
-"applied" (``run --verify-fix`` then reruns nothing and says so).
+probe) or in the ingress the run puts in front (its upstream idle
+timeout; for the sample app, its keep-alive timeout); a fix that needs
+the app changed is named as such and never "applied" (``run --verify-fix`` then reruns nothing and says so).
 
     fix = deployment_fix(summary["findings"][0], scenario)
     fix.applicable     # True: fix.overrides are --set expressions
@@ -77,6 +78,36 @@ def _grace(finding: dict[str, Any], sc: Scenario) -> Fix:
                f"terminationGracePeriodSeconds {sc.deployment.termination_grace_period_seconds:g} -> {want} s")
 
 
+def _upstream_idle(finding: dict[str, Any], sc: Scenario) -> Fix:
+    """The proxy's upstream idle timeout below the app's keep-alive timeout
+    (a setting of the ingress the run puts in front, traffic.ingress), or,
+    when the rule found no safe proxy value (a keep-alive of milliseconds),
+    the app's keep-alive above the proxy's: applied only for the sample app,
+    whose setting is known (KEEPALIVE_TIMEOUT); any other app's is the app's
+    to change."""
+    ev = finding.get("evidence") or {}
+    want = ev.get("suggested_upstream_idle_timeout_s")
+    if want:
+        now = sc.traffic.ingress.upstream_idle_timeout_seconds
+        return Fix(finding["rule"], True, [f"traffic.ingress.upstreamIdleTimeoutSeconds={float(want):g}"],
+                   f"the proxy's upstream idle timeout {now:g} s -> {float(want):g} s, below the app's keep-alive "
+                   "timeout")
+    app = ev.get("suggested_app_keepalive_timeout_s")
+    if not app or not ev.get("app_keepalive_timeout_s"):
+        return Fix(finding["rule"], False, [], "set the proxy's upstream idle timeout below the app's keep-alive "
+                   "timeout: the app's timeout is not known here (KEEPALIVE_TIMEOUT unset), so no value is guessed")
+    if not _is_sample_app(sc):
+        return Fix(finding["rule"], False, [], f"needs the app changed: its keep-alive timeout above the proxy's "
+                   f"upstream idle timeout (e.g. {float(app):g} s); no proxy idle timeout leaves a safe margin")
+    where = [f"disruption.change.env.KEEPALIVE_TIMEOUT={float(app):g}"]
+    if "KEEPALIVE_TIMEOUT" in sc.app.env:
+        where.insert(0, f"app.env.KEEPALIVE_TIMEOUT={float(app):g}")
+    return Fix(finding["rule"], True, where,
+               f"the app's keep-alive timeout {float(ev['app_keepalive_timeout_s']):g} s -> {float(app):g} s, above "
+               f"the proxy's upstream idle timeout (KEEPALIVE_TIMEOUT, the sample app's): no proxy idle timeout "
+               "below a keep-alive of milliseconds leaves a margin above the proxy's own delays")
+
+
 def _surge(finding: dict[str, Any], sc: Scenario) -> Fix:
     return Fix(finding["rule"], True,
                ["deployment.strategy.type=RollingUpdate", "deployment.strategy.rollingUpdate.maxSurge=1",
@@ -100,6 +131,7 @@ _DEPLOYMENT_FIXES = {
     "short-grace": _grace,
     "capacity-dip": _surge,
     "no-readiness-probe": _readiness,
+    "upstream-keepalive": _upstream_idle,
 }
 
 

@@ -17,6 +17,7 @@ decides is the proxy's, not kube-proxy's:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,50 @@ def _keepalive_timeout_s(ctx: Context) -> float | None:
     return min(found) if found else None
 
 
+def suggested_idle_timeout_s(app: float | None) -> float | None:
+    """The proxy's upstream idle timeout to recommend: well below the app's
+    keep-alive timeout (1 s below it, or half of it when that is shorter), so
+    the proxy closes an idle connection before the app can; None when the
+    app's timeout is not known."""
+    return max(app - 1, app / 2) if app else None
+
+
+def keepalive_fix(idle: float, app: float | None, held_ms: float | None) -> tuple[str, float | None, float | None]:
+    """The fix text, the proxy idle timeout to set (or None) and the app
+    keep-alive timeout to set (or None). The proxy's idle timeout bounds how
+    long a connection sat idle when the proxy takes it, not how long the
+    proxy then takes to write on it: the margin left below the app's
+    timeout must exceed the proxy's own delays, of which its longest failed
+    attempt in the run (``held_ms``) is the measure. When it would not (a
+    keep-alive timeout of milliseconds), only raising the app's keep-alive
+    above the proxy's idle timeout fixes it."""
+    tail = "; when draining, answer with Connection: close so the proxy drops the connection itself."
+    app_want = float(math.ceil(idle + max(1.0, 2 * (held_ms or 0) / 1000)))
+    raise_app = (f"raise the app's keep-alive timeout to {app_want:g} s or more (the proxy's upstream idle timeout, "
+                 f"{idle:g} s, plus a margin above its own delays)")
+    knob = ("the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
+            "serversTransport forwardingTimeouts.idleConnTimeout)")
+    if app is None:
+        return f"Set {knob} below the app's keep-alive timeout, or {raise_app}" + tail, None, None
+    held = f" (its failed attempts took up to {held_ms:g} ms here)" if held_ms is not None else ""
+    if idle < app and held_ms is not None and (app - idle) * 1000 > held_ms:
+        return (f"The proxy's upstream idle timeout ({idle:g} s) is below the app's keep-alive timeout ({app:g} s) "
+                f"by more than the proxy's own delays{held}, so these closes were not the app's idle timeout: look "
+                "for the app closing connections for another reason (a limit of requests per connection, a "
+                "restart of its workers)" + tail, None, None)
+    if idle < app:
+        return (f"The proxy's upstream idle timeout ({idle:g} s) is already below the app's keep-alive timeout "
+                f"({app:g} s), yet it reused connections the app had closed: the margin ({(app - idle) * 1000:.0f} ms) "
+                f"is shorter than the proxy's own delays between taking a pooled connection and writing on it{held}. "
+                f"{raise_app[0].upper() + raise_app[1:]}" + tail, None, app_want)
+    want = suggested_idle_timeout_s(app)
+    if held_ms is not None and (app - want) * 1000 <= held_ms:
+        return (f"A keep-alive timeout of {app:g} s leaves the proxy no safe idle timeout: {want:g} s would leave "
+                f"{(app - want) * 1000:.0f} ms, less than the proxy's own delays between taking a pooled connection "
+                f"and writing on it{held}. So {raise_app}" + tail, None, app_want)
+    return f"Set {knob} to {want:g} s, or {raise_app}" + tail, want, app_want
+
+
 #: Go's transport error when a reused upstream connection turned out closed by the
 #: server; Traefik maps it to 500 (not a net.Error, not io.EOF: ComputeStatusCode)
 CLOSED_IDLE = "server closed idle connection"
@@ -145,13 +190,15 @@ def rule_upstream_keepalive(ctx: Context) -> dict[str, Any] | None:
              + (f" (the app closes idle connections after {app:g} s, the proxy keeps them {idle:g} s)" if app else
                 f" (the proxy keeps idle upstream connections {idle:g} s)")
              + ". Non-idempotent requests are not retried on a stale connection, so they fail.")
-    want = f"{max(app - 1, app / 2):g} s" if app else "below the app's keep-alive timeout"
-    fix = (f"Set the proxy's upstream idle timeout (traffic.ingress.upstreamIdleTimeoutSeconds; Traefik "
-           f"serversTransport forwardingTimeouts.idleConnTimeout) to {want}, or raise the app's keep-alive timeout "
-           f"above {idle:g} s; when draining, answer with Connection: close so the proxy drops the connection itself.")
+    # the proxy's own time on each failed attempt (access log): how long it held the request between
+    # taking the pooled connection and giving up on it
+    held = ctx.req.loc[got.index, "origin_duration_ns"].dropna() if "origin_duration_ns" in ctx.req else None
+    held_ms = round(float(held.max()) / 1e6, 1) if held is not None and len(held) else None
+    fix, suggested, app_want = keepalive_fix(idle, app, held_ms)
     return finding("upstream-keepalive", "Upstream keep-alive mismatch: the proxy reused connections the pod had closed",
                    cause, fix, "high", got, upstream_idle_timeout_s=idle, app_keepalive_timeout_s=app,
-                   proxy_errors=errors)
+                   suggested_upstream_idle_timeout_s=suggested, suggested_app_keepalive_timeout_s=app_want,
+                   failed_attempt_ms_max=held_ms, proxy_errors=errors)
 
 
 def rule_ingress_retries(ctx: Context) -> dict[str, Any] | None:

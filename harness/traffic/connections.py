@@ -162,7 +162,10 @@ class ConnectionSide:
         if self._stopping:
             self._maybe_done()
         elif self._interval:
-            if now >= self._next_sched:
+            # Requests now due go out at once, unless others already wait for a connection:
+            # then they would only join that queue, which the pump's next wake-up does (a
+            # pump per response while behind cost more than the response, a cascade).
+            if now >= self._next_sched and not self._waiting:
                 if self._pump_timer is not None:
                     self._pump_timer.cancel()
                 self._pump()

@@ -4,8 +4,7 @@ interpreter's share of a request was what kept the closed loop under wrk's
 throughput (docs/engine.md has the profile and the figures).
 
 ``Conn`` is harness.traffic.http1.Conn compiled: the same attributes, the
-same protocol with the engine (``ConnOwner``), the same records. Two things
-are done in C:
+same protocol with the engine (``ConnOwner``), the same records. In C:
 
 - a response that is one complete, plain message in one read (a status line,
   headers, a Content-Length body ending exactly where the read ends: what a
@@ -15,18 +14,24 @@ are done in C:
   httptools exactly as the pure-Python Conn does;
 - on a closed loop of keep-alive connections (``Chain``), the row is written
   into the records' buffers and the next request is sent from here, which is
-  ConnectionSide.conn_done's capacity path without the interpreter.
+  ConnectionSide.conn_done's capacity path without the interpreter, written
+  straight to the socket (the transport's write path cost as much as the
+  parse); the transport takes over for good if a write is short or would
+  block, and a write error closes the connection with that error;
+- a response byte for byte the same as the connection's last plain one (a
+  server's differ mostly in their Date header) reads as that one did.
 
-Built by ``make install`` when a C compiler is there (scripts/build_hotpath.py);
-without it, or with ROLLOUT_HARNESS_PURE_PYTHON=1, the engine uses the
-pure-Python Conn. tests/traffic/ run the engine on both.
-"""
+Built by ``make install`` (scripts/build_hotpath.py) when a C compiler is
+there; without it, or with ROLLOUT_HARNESS_PURE_PYTHON=1, the engine uses the
+pure-Python Conn. tests/traffic/ run the engine on both."""
 
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
 from libc.stdio cimport snprintf
-from libc.string cimport memcmp, memcpy
+from libc.stdlib cimport free, malloc
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.string cimport memcmp, memcpy, strerror
 
 import socket
 import time
@@ -52,6 +57,14 @@ cdef inline long long _monotonic_ns() noexcept nogil:
     return <long long>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+
+cdef extern from "unistd.h":
+    ssize_t c_write "write"(int fd, const void *buf, size_t count) nogil
+
+
 include "plainhttp.pxi"
 
 
@@ -60,22 +73,38 @@ cdef class Chain:
     recorded and the next request goes out on the same connection at once
     (harness.traffic.connections.ConnectionSide.conn_done's capacity path).
     The engine makes one per run and clears ``open`` when it stops; the next
-    request number stays the engine's own (``_seq``)."""
+    request number stays the engine's own (``_seq``). The requests issued and
+    answered ok here are counted in C and added to the live counters by
+    ``settle`` (the engine's sweep, every 50 ms, and its shutdown)."""
 
     cdef public bint open
+    cdef public long long issued, ok  # not yet in ``live``
     cdef long long step, read_timeout_ns, anchor
     cdef bint c_clock
     cdef object waiting, mono, live
-    cdef bytes prefix, suffix
     cdef carray.array ints
     cdef list error, pod, route, counts
     cdef int ok_code
+    cdef char *buf  # the request: prefix, then the id and the suffix written per request
+    cdef Py_ssize_t prefix_len
+    cdef bytes suffix
+
+    def __cinit__(self):
+        self.buf = NULL
+
+    def __dealloc__(self):
+        free(self.buf)
 
     def __init__(self, *, step, read_timeout_ns, anchor, waiting, mono, prefix, suffix, writer, live, ok_code):
         self.step, self.read_timeout_ns, self.anchor = step, read_timeout_ns, anchor
         self.waiting, self.mono = waiting, mono
         self.c_clock = mono is time.monotonic_ns  # the same CLOCK_MONOTONIC, read without a call
-        self.prefix, self.suffix = prefix, suffix
+        self.prefix_len, self.suffix = PyBytes_GET_SIZE(prefix), suffix
+        self.buf = <char *>malloc(self.prefix_len + 24 + PyBytes_GET_SIZE(suffix))
+        if self.buf == NULL:
+            raise MemoryError()
+        memcpy(self.buf, PyBytes_AS_STRING(prefix), self.prefix_len)
+        self.issued = self.ok = 0
         # the records' buffers are cleared in place after a flush, never replaced
         self.ints, self.error, self.pod, self.route = writer.ints, writer.error, writer.pod, writer.route_pod
         self.live, self.counts, self.ok_code = live, live.counts, ok_code
@@ -86,9 +115,20 @@ cdef class Chain:
             return _monotonic_ns() - self.anchor
         return self.mono() - self.anchor
 
-    cdef bytes request(self, long long seq):
-        """The keep-alive request bytes for ``seq``: harness.traffic.http1.Target's
-        template (prefix, request id, suffix), filled without a format call."""
+    def settle(self):
+        """Add the requests counted here to the live counters."""
+        self.live.issued += self.issued
+        self.counts[self.ok_code] += self.ok
+        self.issued = self.ok = 0
+
+    def request(self, long long seq):
+        """The keep-alive request bytes for ``seq`` (what is sent; for tests)."""
+        return PyBytes_FromStringAndSize(self.buf, self.fill(seq))
+
+    cdef Py_ssize_t fill(self, long long seq):
+        """The keep-alive request for ``seq`` in ``buf``, returning its length:
+        harness.traffic.http1.Target's template (prefix, request id, suffix),
+        filled without a format call or a bytes object."""
         cdef char num[24]
         cdef int k = 0, i
         cdef char c
@@ -105,13 +145,10 @@ cdef class Chain:
                 c = num[i]
                 num[i] = num[k - 1 - i]
                 num[k - 1 - i] = c
-        cdef Py_ssize_t a = PyBytes_GET_SIZE(self.prefix), b = PyBytes_GET_SIZE(self.suffix)
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, a + k + b)
-        cdef char *o = PyBytes_AS_STRING(out)
-        memcpy(o, PyBytes_AS_STRING(self.prefix), a)
-        memcpy(o + a, num, k)
-        memcpy(o + a + k, PyBytes_AS_STRING(self.suffix), b)
-        return out
+        cdef Py_ssize_t b = PyBytes_GET_SIZE(self.suffix)
+        memcpy(self.buf + self.prefix_len, num, k)
+        memcpy(self.buf + self.prefix_len + k, PyBytes_AS_STRING(self.suffix), b)
+        return self.prefix_len + k + b
 
 
 cdef class Conn:
@@ -121,8 +158,13 @@ cdef class Conn:
     cdef public long long conn_id, served, seq, sched_ns, sent_ns, deadline_ns
     cdef public int status
     cdef public bint keepalive, got_bytes, reusable, closed
-    cdef object _done, _last_pod
+    cdef object _done, _last_pod, _write_error
     cdef bytes _needle0, _needle1, _last_raw
+    cdef public int fd  # the socket, written directly by the closed loop; -1: through the transport
+    cdef bytes _same  # the last plain response, with what it read as
+    cdef object _same_pod
+    cdef int _same_status
+    cdef bint _same_keepalive
 
     def __init__(self, owner, conn_id, route_pod, keepalive, *, pod_header_needles, pod_names, chain=None):
         self.owner = owner
@@ -149,6 +191,9 @@ cdef class Conn:
         self.closed = False
         self._last_raw = None  # the pod header's last raw value, and its name
         self._last_pod = None
+        self._write_error = None
+        self.fd = -1
+        self._same = None
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport):
@@ -159,6 +204,8 @@ cdef class Conn:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            if self.chain is not None:
+                self.fd = sock.fileno()
 
     def data_received(self, bytes data):
         cdef bytes buf, needle
@@ -172,6 +219,13 @@ cdef class Conn:
             return
         self.got_bytes = True
         head = self.head
+        same = self._same
+        if (head is not None and not head and same is not None and PyBytes_GET_SIZE(data) == PyBytes_GET_SIZE(same)
+                and memcmp(PyBytes_AS_STRING(data), PyBytes_AS_STRING(same), PyBytes_GET_SIZE(data)) == 0):
+            self.head = None  # the same bytes as the last plain response: the same reading
+            self.pod = self._same_pod
+            self._complete(self._same_status, self._same_keepalive)
+            return
         if head is not None:
             fresh = not head
             buf = b"".join(head) + data if head else data
@@ -201,6 +255,7 @@ cdef class Conn:
                 if fresh and _plain_response(<const unsigned char *>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf),
                                              end, &status, &keepalive):
                     # one whole plain response: httptools' parser stays at a message start
+                    self._same, self._same_pod, self._same_status, self._same_keepalive = data, self.pod, status, keepalive
                     self._complete(status, keepalive)
                     return
         try:
@@ -215,6 +270,9 @@ cdef class Conn:
 
     def connection_lost(self, exc):
         self.closed = True
+        self.fd = -1
+        if exc is None and self._write_error is not None:
+            exc = self._write_error  # the direct write's error, reported as the transport reports its own
         self.owner.conn_lost(self, exc)
 
     def pause_writing(self):  # requests are tiny; nothing to do
@@ -255,12 +313,12 @@ cdef class Conn:
         PyList_Append(chain.error, None)
         PyList_Append(chain.pod, self.pod)
         PyList_Append(chain.route, self.route_pod)
-        chain.counts[chain.ok_code] += 1
+        chain.ok += 1
         self.served += 1
         owner = self.owner
         seq = owner._seq
         owner._seq = seq + chain.step
-        chain.live.issued += 1
+        chain.issued += 1
         self.seq = seq
         self.sched_ns = now
         self.sent_ns = now
@@ -269,7 +327,31 @@ cdef class Conn:
         self.pod = None
         self.head = _FRESH
         self.got_bytes = False
-        self.transport.write(chain.request(seq))
+        self._write(chain.buf, chain.fill(seq))
+
+    cdef _write(self, const char *request, Py_ssize_t size):
+        """The request straight to the socket; the transport if the write is short,
+        would block, or fails (then the connection is aborted with that error)."""
+        cdef Py_ssize_t n = -1
+        cdef int err = 0
+        if self.fd < 0 or self.closed:
+            self.transport.write(PyBytes_FromStringAndSize(request, size))
+            return
+        while True:
+            n = c_write(self.fd, request, size)
+            if n >= 0 or errno != EINTR:
+                break
+        if n == size:
+            return
+        err = errno if n < 0 else 0
+        self.fd = -1  # from now on the transport writes (it may hold bytes to send)
+        if n >= 0:
+            self.transport.write(PyBytes_FromStringAndSize(request + n, size - n))
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            self.transport.write(PyBytes_FromStringAndSize(request, size))
+        else:
+            self._write_error = OSError(err, strerror(err).decode("utf-8", "replace"))
+            self.transport.abort()
 
     def status_so_far(self):
         """The status of a response cut short: only if this request got bytes."""
@@ -291,6 +373,8 @@ cdef class Conn:
         self.head = _FRESH
         self.got_bytes = False
         self.transport.write(request)
+        if self.fd >= 0 and self.transport.get_write_buffer_size():
+            self.fd = -1  # bytes wait in the transport: direct writes would overtake them
 
     def finish(self, *, answered):
         """The request in flight is recorded; the connection is idle again."""

@@ -26,6 +26,38 @@ def test_prestop_fix_raises_a_grace_period_it_would_exceed():
     assert fixed.deployment.termination_grace_period_seconds > 3.5
 
 
+def test_upstream_keepalive_fix_sets_the_proxys_idle_timeout_below_the_apps():
+    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml")
+    f = {"rule": "upstream-keepalive", "failures": 40,
+         "evidence": {"app_keepalive_timeout_s": 0.02, "suggested_upstream_idle_timeout_s": 0.01}}
+    fix = deployment_fix(f, sc)
+    assert fix.applicable and fix.overrides == ["traffic.ingress.upstreamIdleTimeoutSeconds=0.01"]
+    fixed = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", fix.overrides)
+    assert fixed.traffic.ingress.upstream_idle_timeout_seconds == 0.01 < 0.02
+    assert "90 s -> 0.01 s" in fix.text
+
+
+def test_upstream_keepalive_fix_guesses_no_value_when_the_apps_timeout_is_unknown():
+    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml")
+    fix = deployment_fix({"rule": "upstream-keepalive", "failures": 3,
+                          "evidence": {"suggested_upstream_idle_timeout_s": None}}, sc)
+    assert not fix.applicable and not fix.overrides and "not known" in fix.text
+
+
+def test_upstream_keepalive_fix_raises_the_sample_apps_keep_alive_when_no_proxy_value_is_safe():
+    sc = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml")
+    f = {"rule": "upstream-keepalive", "failures": 90, "evidence": {
+        "app_keepalive_timeout_s": 0.02, "suggested_upstream_idle_timeout_s": None,
+        "suggested_app_keepalive_timeout_s": 91.0}}
+    fix = deployment_fix(f, sc)
+    assert fix.applicable and fix.overrides == ["disruption.change.env.KEEPALIVE_TIMEOUT=91"], fix
+    fixed = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", fix.overrides)
+    assert float(fixed.disruption.change.env["KEEPALIVE_TIMEOUT"]) > fixed.traffic.ingress.upstream_idle_timeout_seconds
+    # any other app: named, not applied
+    other = load_scenario(SCENARIOS / "ingress-keepalive-mismatch.yaml", ["app.command=[./server]"])
+    assert not deployment_fix(f, other).applicable and "needs the app changed" in deployment_fix(f, other).text
+
+
 def test_surge_fix():
     sc = load_scenario(SCENARIOS / "surge-zero.yaml")
     fix = deployment_fix({"rule": "capacity-dip", "failures": 30}, sc)

@@ -131,6 +131,38 @@ def test_a_502_from_a_serving_pod_is_an_upstream_keepalive_mismatch(tmp_path):
     assert f["failures"] == 2 and f["evidence"]["by_pod"] == {"api-a2": 1, "api-b1": 1}
     assert "idleConnTimeout" in f["fix"] and "0.5 s" in f["fix"] and "Connection: close" in f["fix"]
     assert f["evidence"]["app_keepalive_timeout_s"] == 1.0 and f["evidence"]["upstream_idle_timeout_s"] == 90
+    assert f["evidence"]["suggested_upstream_idle_timeout_s"] == 0.5
+
+
+def test_a_proxy_idle_timeout_already_below_the_apps_is_not_suggested_again(tmp_path):
+    """The mismatch can remain with the proxy's idle timeout below the app's, when the margin is
+    shorter than the proxy's own delays: the fix then says so instead of repeating the setting."""
+    run = IngressRun(tmp_path / "r", env={"KEEPALIVE_TIMEOUT": "1"})
+    # 0.5 ms below the app's 1 s, less than the proxy's 0.8 ms failed attempts
+    run.b.scenario["traffic"]["ingress"]["upstreamIdleTimeoutSeconds"] = 0.9995
+    steady(run)
+    run.proxy_error(2.5, "api-a2")
+    f = next(f for f in analyse(run.write()).findings if f["rule"] == "upstream-keepalive")
+    assert f["evidence"]["suggested_upstream_idle_timeout_s"] is None
+    assert "already below" in f["fix"] and "Raise the app's keep-alive" in f["fix"]
+    assert f["evidence"]["suggested_app_keepalive_timeout_s"] == 2.0  # the proxy's 0.9995 s + at least 1 s
+
+
+def test_keepalive_fix_sizes_the_margin_by_the_proxys_own_delays():
+    from harness.analysis.ingress_rules import keepalive_fix
+
+    # seconds: 1 s below the app's leaves far more than the proxy's milliseconds
+    text, idle, app = keepalive_fix(90, 5.0, held_ms=12.0)
+    assert idle == 4.0 and "to 4 s" in text
+    # milliseconds: half of 20 ms leaves 10 ms, less than a 40 ms failed attempt: raise the app's
+    text, idle, app = keepalive_fix(90, 0.02, held_ms=40.0)
+    assert idle is None and app > 90 and "no safe idle timeout" in text and "40 ms" in text
+    # the proxy far below the app's and failures left: not the idle timeout, nothing to set
+    text, idle, app = keepalive_fix(90, 120.0, held_ms=50.0)
+    assert idle is None and app is None and "not the app's idle timeout" in text
+    # unknown app timeout: no number for the proxy
+    text, idle, app = keepalive_fix(90, None, held_ms=None)
+    assert idle is None and app is None and "below the app's keep-alive" in text
 
 
 def test_the_proxys_500_for_a_closed_idle_connection_counts_when_its_log_says_so(tmp_path):

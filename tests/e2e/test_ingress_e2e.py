@@ -13,6 +13,8 @@ front of the run's Service, traffic entering by its NodePort.
   here, from documented behaviour (docs/ingress.md): it was inconclusive
   in 2 of 3 cluster runs while the harness followed the proxy's log; the
   log is now fetched at the end.
+- ingress-keepalive-mismatch fails with the proxy's 502/500 on serving pods of the new
+  version, upstream-keepalive (docs/ingress.md).
 
 The ingress's propagation delay (deletion -> the proxy stops routing to the
 pod) is recorded beside the EndpointSlice's in reports/e2e-figures.jsonl
@@ -97,3 +99,24 @@ def test_ingress_no_prestop_fails_with_the_proxys_answers_traced_to_the_stopping
     ev = s["findings"][0]["evidence"]
     assert ev["slowest_hop"] == "ingress" and ev["hop_lag_s"]["ingress"] > ev["hop_lag_s"]["kube-proxy"], ev
     assert "ingress" in s["findings"][0]["fix"]
+
+
+def test_ingress_keepalive_mismatch_fails_for_its_reason(run_scenario):
+    """The mistake only the ingress reveals (docs/ingress.md, "A keep-alive mismatch that fails
+    every run"): the new version closes idle connections after 20 ms, the proxy keeps them 90 s;
+    the proxy answers 502/500 on serving pods of the new version, its log names a closed
+    connection, and the top finding is upstream-keepalive."""
+    from harness.analysis.ingress_rules import CLOSED_CONN
+
+    run = run_scenario("ingress-keepalive-mismatch")
+    record(run, "ingress-keepalive-mismatch")
+    s = run.summary
+    assert run.exit_code == 1 and s["verdict"]["status"] == "fail", (s.get("verdict"), run.stderr[-2000:])
+    assert s["phases"]["baseline"]["failed"] == 0, s["phases"]["baseline"]
+    assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_5xx"}, s["outcomes"]
+    errors = s["ingress"]["proxy_errors"]
+    assert errors and all(any(w in e for w in CLOSED_CONN) for e in errors), errors
+    top = s["findings"][0]
+    assert top["rule"] == "upstream-keepalive" and top["failures"] == s["failed"], (top["rule"], s["findings"])
+    deleted = {ev["pod"] for ev in run.events() if ev["kind"] == "deletion_requested"}
+    assert len(deleted) == 4 and not set(top["evidence"]["by_pod"]) & deleted, (top["evidence"]["by_pod"], deleted)

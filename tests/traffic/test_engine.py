@@ -229,3 +229,82 @@ def test_each_response_records_its_own_pod_when_the_pod_changes_on_a_connection(
     pod-a, pod-ab, pod-a; each row has the pod of its own response."""
     _, df, _ = run(tmp_path, Alternating(), rate=0, duration=0.006, connections=1)
     assert list(df.pod) == ["pod-a", "pod-b", "pod-b", "pod-a", "pod-ab", "pod-a"]
+
+
+def test_the_sweep_flushes_the_records_once_flush_rows_are_waiting(tmp_path):
+    """Besides every flush_interval, the sweep writes a batch once FLUSH_ROWS rows
+    wait (a flush holds the loop ~0.1 ms + 0.1 us a row): 255 rows stay
+    buffered, the 256th makes one batch of 256, the rest goes at close."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from harness.model.clock import RunClock
+    from harness.traffic import engine as engine_mod
+
+    assert engine_mod.FLUSH_ROWS == 256
+    engine = Engine(EngineConfig(url=URL), clock=RunClock.start(), out_dir=tmp_path)
+
+    def add(n):
+        for i in range(n):
+            engine.writer.add(i, 0, 0, 1, 0, 200, 0, None, 1, False, "pod-a", None)
+
+    def batches():
+        if engine.path.stat().st_size == 0:  # the stream's schema goes out with the first batch
+            return []
+        with pa.memory_map(str(engine.path)) as src:
+            return [b.num_rows for b in ipc.open_stream(src)]
+
+    add(255)
+    engine._sweep()
+    assert batches() == [] and len(engine.writer) == 255
+    add(1)
+    engine._sweep()
+    assert batches() == [256] and len(engine.writer) == 0
+    add(3)
+    engine._sweep()
+    engine.writer.close()
+    assert batches() == [256, 3]
+
+
+class RealTimeLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop on the real clock, dialling the fake server (fakenet)."""
+
+    def __init__(self, server):
+        super().__init__()
+        self.server = server
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **kw):
+        return self.server.accept(self, protocol_factory)
+
+
+def _run_real_time(tmp_path, **cfg):
+    from harness.model.clock import RunClock
+
+    server = Server(delay_s=0.0001)
+    engine = Engine(EngineConfig(url=URL, **cfg), clock=RunClock.start(), out_dir=tmp_path / "requests")
+    loop = RealTimeLoop(server)
+    try:
+        loop.run_until_complete(engine.run())
+    finally:
+        loop.close()
+    return engine, read_requests(tmp_path)
+
+
+def test_on_the_real_clock_the_open_loop_wakes_on_the_precise_timer_and_never_sends_early(tmp_path):
+    """2000 req/s for 50 ms on the real clock: 100 requests, each sent at or
+    after its scheduled time (never before), all answered; the pump woke on
+    the timerfd (harness.traffic.wakeup), closed when the engine stopped."""
+    engine, df = _run_real_time(tmp_path, rate=2000, duration=0.05)
+    assert list(df.seq) == list(range(100)) and (df.outcome == "ok").all()
+    assert ms(df.scheduled_ns - df.scheduled_ns[0]) == [i / 2 for i in range(100)]
+    assert (df.sent_ns >= df.scheduled_ns).all()
+    assert engine._wakeup is not None and engine._wakeup.fired >= 1 and engine._wakeup._fd == -1
+
+
+def test_without_the_precise_timer_the_open_loop_uses_the_loops_timers(tmp_path, monkeypatch):
+    from harness.traffic import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "PRECISE_TIMER", False)
+    engine, df = _run_real_time(tmp_path, rate=2000, duration=0.05)
+    assert list(df.seq) == list(range(100)) and (df.outcome == "ok").all()
+    assert (df.sent_ns >= df.scheduled_ns).all() and engine._wakeup is None
