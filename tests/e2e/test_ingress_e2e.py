@@ -4,8 +4,9 @@ front of the run's Service, traffic entering by its NodePort.
 
 - best-practice drops nothing, every request in the proxy's access log.
 - no-prestop fails (verdict fail, exit 1), and, when the engine kept its
-  schedule, only with the proxy's own answers: 502 (the stopped pod's port refused the proxy's dial) and 504
-  (the proxy's 1 s dial timeout to a pod IP gone from the node), none
+  schedule, only with the proxy's own answers: 502 (the stopped pod's port
+  refused the proxy's dial) and 504 (the proxy's 1 s dial timeout to a pod
+  IP gone from the node), none
   refused or timed out at the client; each traced by the access log
   (``ingress-log``) to a replaced pod that was terminating or gone; top
   finding no-prestop, naming the ingress as the slowest hop with its
@@ -18,8 +19,9 @@ front of the run's Service, traffic entering by its NodePort.
 
 The ingress's propagation delay (deletion -> the proxy stops routing to the
 pod) is recorded beside the EndpointSlice's in reports/e2e-figures.jsonl
-(docs/ingress.md quotes them). The runs are shared with the parity test
-(tests/e2e/test_kubernetes_e2e.py), which runs them locally too."""
+(docs/ingress.md quotes them). best-practice's run is shared with the
+parity test (tests/e2e/test_kubernetes_e2e.py), which runs it locally too;
+no-prestop's local run is make test's (tests/platforms/local/test_ingress_run.py)."""
 
 from __future__ import annotations
 
@@ -92,7 +94,9 @@ def test_ingress_no_prestop_fails_with_the_proxys_answers_traced_to_the_stopping
         for phase, n in per_pod.items():
             phases[phase] = phases.get(phase, 0) + n
     assert phases.get("terminating", 0) + phases.get("gone", 0) >= 0.9 * proxy, phases
-    assert s["ingress"]["logged"] > 0.99 * (s["total"] - outcomes.get("dropped", 0))
+    # every request the proxy answered is in its access log (nothing rotated away)
+    answered = sum(n for k, n in s["outcomes"].items() if k == "ok" or k.startswith("http_"))
+    assert s["ingress"]["logged"] >= 0.99 * answered, (s["ingress"], s["outcomes"])
     assert s["top_finding"] == "no-prestop"
     ev = s["findings"][0]["evidence"]
     assert ev["slowest_hop"] == "ingress" and ev["hop_lag_s"]["ingress"] > ev["hop_lag_s"]["kube-proxy"], ev
