@@ -19,15 +19,9 @@ say which cause to fix.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,26 +47,10 @@ def main() -> int:
     if args.pure:
         os.environ["ROLLOUT_HARNESS_PURE_PYTHON"] = "1"
 
-    from run import NGINX_CONF, free_port, pinned  # bench/run.py
+    from run import nginx_server  # bench/run.py
 
-    work = Path(tempfile.mkdtemp(prefix="rollout-lagtrace-"))
-    port = free_port()
-    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, port=port))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    srv = subprocess.Popen(pinned(0, [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return trace(args, f"http://127.0.0.1:{port}/", work, srv.pid)
-    finally:
-        os.killpg(srv.pid, signal.SIGTERM)
-        srv.wait(5)
-        shutil.rmtree(work, ignore_errors=True)
+    with nginx_server("rollout-lagtrace-") as (url, pid, work):
+        return trace(args, url, work, pid)
 
 
 def server_worker(master: int) -> int:

@@ -12,6 +12,7 @@ Stops everything it started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -79,6 +80,33 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
     if RT:
         pre = ["chrt", "-f", "20"] + pre
     return pre + argv
+
+
+@contextlib.contextmanager
+def nginx_server(prefix: str):
+    """nginx on CPU 0 serving NGINX_CONF from a temporary dir: yields (url, its
+    master's pid, the dir); stopped (SIGTERM, then SIGKILL) and removed after."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, port=port))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    srv = subprocess.Popen(pinned(0, [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/", srv.pid, work
+    finally:
+        os.killpg(srv.pid, signal.SIGTERM)
+        try:
+            srv.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(srv.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def child_cpu() -> float:
@@ -152,20 +180,7 @@ def main() -> int:
     args = ap.parse_args()
 
     ensure_tools()
-    work = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
-    port = free_port()
-    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, port=port))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    srv = subprocess.Popen(pinned(0, [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with nginx_server("rollout-bench-") as (url, srv_pid, work):
         print(f"# engine vs wrk: nginx on CPU 0, generator on CPU 1, 50 keep-alive connections, "
               f"{args.seconds:g} s x {args.rounds} rounds (median){', SCHED_FIFO 20' if RT else ''}; "
               f"load average before: {os.getloadavg()[0]:.2f}")
@@ -216,12 +231,12 @@ def main() -> int:
             srv_n: dict[int, list[float]] = {1: [], 2: []}
             for r in range(args.workers_rounds):
                 for n in (1, 2):
-                    c0 = tree_cpu(srv.pid)
+                    c0 = tree_cpu(srv_pid)
                     s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"w{n}-{r}",
                                        workers=n, cpu=None)
                     by_n[n].append(s["achieved_rate"])
                     cpu_n[n].append(us)
-                    srv_n[n].append((tree_cpu(srv.pid) - c0) / max(s["total"], 1) * 1e6)
+                    srv_n[n].append((tree_cpu(srv_pid) - c0) / max(s["total"], 1) * 1e6)
                 print(f"  round {r + 1}: 1 worker {by_n[1][-1]:,.0f} req/s ({cpu_n[1][-1]:.2f} us CPU/req; "
                       f"server {srv_n[1][-1]:.2f}) | 2 workers {by_n[2][-1]:,.0f} req/s ({cpu_n[2][-1]:.2f} us "
                       f"CPU/req, both; server {srv_n[2][-1]:.2f})", flush=True)
@@ -237,13 +252,6 @@ def main() -> int:
             print(f"this host's bound for 2 workers: {cores} cores / ({e:.2f} engine + {n_us:.2f} server us CPU/req) "
                   f"= {bound:,.0f} req/s = {bound / one:.2f} x one worker's rate (1.8 x needs a core per worker "
                   f"plus the server's)")
-    finally:
-        os.killpg(srv.pid, signal.SIGTERM)
-        try:
-            srv.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(srv.pid, signal.SIGKILL)
-        shutil.rmtree(work, ignore_errors=True)
 
     if not args.skip_analysis:
         bench_file = ROOT / "bench" / "analysis_bench.py"
