@@ -136,15 +136,21 @@ def test_capacity_dip_is_not_blamed_on_a_strategy_that_allows_none(tmp_path):
     assert [f["rule"] for f in a.findings] == ["unexplained"]
 
 
+def _cluster_run_of_two_pods(tmp_path) -> RunBuilder:
+    """A kubernetes-platform run without a preStop: two ready pods in the
+    endpoints, as the watches saw them."""
+    b = RunBuilder(tmp_path / "run", scenario=scenario_dict("k8s-no-prestop"))
+    b.phases(0, 2, 6, 8)
+    for pod in ("api-a1", "api-a2"):
+        b.event(-1, pod, EventKind.READY, "kube-watch").event(-1, pod, EventKind.ENDPOINT_ADDED, "kube-watch")
+    return b
+
+
 def test_cluster_events_allow_for_kube_proxy_lag(tmp_path):
     # kubernetes platform: endpoints come from a watch, kube-proxy applies them later,
     # and there is no ground truth; a refusal 0.5 s after the watched removal is still
     # the terminating pod's, and still the missing preStop's doing
-    sc = scenario_dict("k8s-no-prestop")
-    b = RunBuilder(tmp_path / "run", scenario=sc)
-    b.phases(0, 2, 6, 8)
-    for pod in ("api-a1", "api-a2"):
-        b.event(-1, pod, EventKind.READY, "kube-watch").event(-1, pod, EventKind.ENDPOINT_ADDED, "kube-watch")
+    b = _cluster_run_of_two_pods(tmp_path)
     b.event(3, "api-a1", EventKind.DELETION_REQUESTED, "kube-watch")
     b.event(3.4, "api-a1", EventKind.ENDPOINT_REMOVED, "kube-watch")
     b.app(3.01, "api-a1", "sigterm_received").app(3.02, "api-a1", "listener_closed").app(3.05, "api-a1", "exiting")
@@ -165,11 +171,7 @@ def test_no_prestop_when_the_watch_sees_the_removal_before_the_app_stops(tmp_pat
     # refused by the stopped pod. That is still the missing preStop's doing, not
     # "unexplained": the traffic path's removal is the watched one plus the
     # proxy's lag, on the precondition as in the window.
-    sc = scenario_dict("k8s-no-prestop")
-    b = RunBuilder(tmp_path / "run", scenario=sc)
-    b.phases(0, 2, 6, 8)
-    for pod in ("api-a1", "api-a2"):
-        b.event(-1, pod, EventKind.READY, "kube-watch").event(-1, pod, EventKind.ENDPOINT_ADDED, "kube-watch")
+    b = _cluster_run_of_two_pods(tmp_path)
     b.event(3, "api-a1", EventKind.DELETION_REQUESTED, "kube-watch")
     b.event(3.02, "api-a1", EventKind.ENDPOINT_REMOVED, "kube-watch")
     b.app(3.05, "api-a1", "sigterm_received").app(3.06, "api-a1", "listener_closed").app(3.3, "api-a1", "exiting")
