@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.analysis.findings import CODE
+from harness.model.outcome import Outcome
+
 pytestmark = pytest.mark.slow
 
 TERMINATING = ("terminating", "draining")
@@ -32,14 +35,24 @@ def test_no_prestop_through_the_ingress_gives_proxy_502s_on_terminating_pods(rea
     s = run.analysis.summary
     assert s["verdict"]["status"] == "fail", (s["verdict"], run.proc.stderr[-2000:])
     assert s["service_failed"] > 0
-    # the client talks to the proxy: it never sees a refused connection, only the proxy's answer
-    assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_503", "http_504"}, s["outcomes"]
     assert s["outcomes"].get("http_502", 0) > 0
+    # A fail while the engine fell behind (a starved machine) rests on the proxy's answers traced to
+    # deleted pods while it was on schedule (docs/proof.md): then timeouts and drops of its own lag
+    # may come too, and failure times (so phases) are off by that lag; the proxy's answers are judged.
+    behind = any("fell behind" in r for r in s["verdict"]["reasons"])
+    if not behind:  # the client talks to the proxy: it never sees a refused connection, only its answer
+        assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_503", "http_504"}, s["outcomes"]
     att = run.analysis.attributed
-    assert (att["how"] == "ingress-log").mean() >= 0.95, s["attribution"]
+    proxy_codes = [CODE[Outcome(o)] for o in ("http_502", "http_504")]
+    att = att[att["code"].isin(proxy_codes)]
+    assert len(att) and (att["how"] == "ingress-log").mean() >= 0.95, s["attribution"]
     deleted = set(hop_removals(run))
-    assert set(att["pod"].dropna()) <= deleted
-    assert att["phase"].isin(TERMINATING).mean() >= 0.95, s["attribution"]["by_pod_phase"]
+    if behind:  # a starved live pod may miss the proxy's 1 s dial too: the deleted ones still dominate
+        assert "answered 502/504 by the ingress proxy" in s["verdict"]["reasons"][0], s["verdict"]
+        assert att["pod"].isin(deleted).mean() >= 0.95, att.groupby("pod").size().to_dict()
+    else:
+        assert set(att["pod"].dropna()) <= deleted
+        assert att["phase"].isin(TERMINATING).mean() >= 0.95, s["attribution"]["by_pod_phase"]
     top = s["findings"][0]
     assert top["rule"] == "no-prestop", [f["rule"] for f in s["findings"]]
     # the ingress follows the EndpointSlice behind a 2 s throttle (lag 0-2 s) and kube-proxy lags ~1 s here,
@@ -49,7 +62,9 @@ def test_no_prestop_through_the_ingress_gives_proxy_502s_on_terminating_pods(rea
     hop = top["evidence"]["slowest_hop"]
     assert lags[hop] == max(lags.values()) and f"({hop}: {lags[hop]:.2f} s" in top["fix"], (lags, top["fix"])
     assert f"ingress {lags['ingress']:.2f} s" in top["cause"] or hop == "ingress", top["cause"]
-    assert s["ingress"]["proxy_5xx"] and s["ingress"]["not_logged"] == 0
+    # every request that reached the proxy is in its log (on schedule: every request)
+    never_reached = s["outcomes"].get("dropped", 0) + s["outcomes"].get("connect_timeout", 0)
+    assert s["ingress"]["proxy_5xx"] and s["ingress"]["not_logged"] <= never_reached, (s["ingress"], s["outcomes"])
 
 
 def test_best_practice_through_the_ingress_drops_nothing_and_the_chain_has_the_ingress_hop(real_rollout):
