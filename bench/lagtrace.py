@@ -119,6 +119,8 @@ class RunQueueSampler:
 
 def trace(args, url: str, work: Path, server_pid: int) -> int:
     import numpy as np
+    from hostprobe import HostProbe
+    from run import outside_host_windows
 
     from harness.model.clock import RunClock
     from harness.model.requests import read_requests_table
@@ -218,7 +220,8 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
         gc.disable()
     load0 = os.getloadavg()
     sampler = RunQueueSampler(sched_fd, server_pid)
-    results = run_standalone(session, progress)
+    with HostProbe(args.seconds + 30) as probe:  # the host's slow windows (bench/hostprobe.py)
+        results = run_standalone(session, progress)
     sampler.stop.set()
     sampler.thread.join()
     load1 = os.getloadavg()
@@ -238,6 +241,9 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
     print(f"records {len(sched):,} (sent {int(ok.sum()):,}, rows by engine {results[0].rows:,}); send lag ms "
           f"p50 {np.percentile(lag, 50):.3f} p90 {np.percentile(lag, 90):.3f} p99 {np.percentile(lag, 99):.3f} "
           f"p99.9 {np.percentile(lag, 99.9):.3f} max {lag.max():.3f}; over {late_ms} ms: {(lag > late_ms).sum():,}")
+    print(probe.describe())
+    for start, end, speed in probe.windows:
+        print(f"  host window {start / 1e9:.3f}-{end / 1e9:.3f} s CLOCK_MONOTONIC ({speed:.0%} speed)")
     for kind, items in ev.items():
         d = np.array([(b - a) / 1e6 for a, b, _ in items]) if items else np.zeros(1)
         extra = ""
@@ -260,9 +266,17 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
     seqs = table.column("seq").to_numpy()[ok]
     eng_wait, srv_wait = sampler.waits(abs_sched[late_idx].astype(np.float64), abs_sent[late_idx].astype(np.float64))
     wait_of = {int(i): (e, v) for i, e, v in zip(late_idx, eng_wait, srv_wait)}
+    touched = ~outside_host_windows(abs_sched, abs_sent, probe.windows)
+    if (~touched).any():
+        print(f"send lag of the requests the host's slow windows did not touch ({(~touched).mean():.1%} of them): "
+              f"p99 {np.percentile(lag[~touched], 99):.3f} ms, max {lag[~touched].max():.3f} ms")
     for i in late_idx:
         s0, s1 = abs_sched[i], abs_sent[i]
         span = max(s1 - s0, 1)
+        if touched[i]:
+            buckets.setdefault("the host ran this machine slowly (a bench/hostprobe.py window, or catching up after it)",
+                               []).append(float(lag[i]))
+            continue
         cause, best = None, 0
         for kind, win in windows.items():  # our own work inside the request's wait
             if len(win):

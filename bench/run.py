@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hostprobe import HostProbe  # noqa: E402  (bench/hostprobe.py)
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -142,9 +145,10 @@ def run_wrk(url: str, seconds: float, conns: int) -> tuple[float, float]:
 
 
 def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Path, tag: str,
-               pure: bool = False, workers: int = 1, cpu: int | None = 1) -> tuple[dict, float]:
+               pure: bool = False, workers: int = 1, cpu: int | None = 1, lags: list | None = None) -> tuple[dict, float]:
     """``pure``: the engine's pure-Python path (ROLLOUT_HARNESS_PURE_PYTHON=1) instead of
-    the compiled one; ``cpu`` None: not pinned (the workers comparison)."""
+    the compiled one; ``cpu`` None: not pinned (the workers comparison); ``lags``: gets
+    (scheduled, sent) CLOCK_MONOTONIC ns arrays of the requests that were sent."""
     out = workdir / tag
     argv = [PY, "-m", "harness", "load", url, "--rate", str(rate), "--duration", str(seconds),
             "--connections", str(conns), "--workers", str(workers), "--out", str(out)]
@@ -152,11 +156,48 @@ def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Pa
     subprocess.run(pinned(cpu, argv) if cpu is not None else (["chrt", "-f", "20"] if RT else []) + argv,
                    capture_output=True, text=True, env=env)
     summary = json.loads((out / "summary.json").read_text())
-    generator = json.loads((out / "manifest.json").read_text())["generator"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    generator = manifest["generator"]
+    if lags is not None:
+        lags.append(request_times(out, manifest["clock"]["monotonic_anchor_ns"]))
     shutil.rmtree(out, ignore_errors=True)
     # CPU of the engine while traffic ran (recording included; interpreter start-up and the
     # summary pass excluded, as wrk's start-up is negligible)
     return summary, generator["cpu_s"] / max(summary["total"], 1) * 1e6
+
+
+def request_times(run_dir: Path, anchor_ns: int):
+    """(scheduled, sent) CLOCK_MONOTONIC ns of the run's sent requests."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from harness.model.requests import read_requests_table
+
+    table, _ = read_requests_table(run_dir)
+    sched = table.column("scheduled_ns").to_numpy()
+    sent = table.column("sent_ns").to_numpy()
+    keep = sent >= 0
+    return sched[keep] + anchor_ns, sent[keep] + anchor_ns
+
+
+def outside_host_windows(sched, sent, windows, caught_up_ns: int = 200_000):
+    """The requests not touched by the host's slow windows (bench/hostprobe.py): a
+    request is touched when scheduled inside a window, or after it while the engine
+    was still behind (until the first request sent within ``caught_up_ns`` of its
+    schedule, the open loop's wake quantum). A boolean mask over the requests."""
+    import numpy as np
+
+    order = np.argsort(sched, kind="stable")
+    by_sched = sched[order]
+    lag = (sent - sched)[order]
+    keep = np.ones(len(sched), dtype=bool)
+    for start, end, _ in windows:
+        i = int(np.searchsorted(by_sched, start))
+        j = int(np.searchsorted(by_sched, end))
+        while j < len(by_sched) and lag[j] > caught_up_ns:
+            j += 1
+        keep[order[i:j]] = False
+    return keep
 
 
 def hot_path() -> str:
@@ -187,14 +228,22 @@ def main() -> int:
         print(f"# engine hot path: {hot_path()}; the pure-Python path runs in the same rounds")
         wrk, eng, pure = [], [], []
         for r in range(0 if args.skip_closed else args.rounds):
-            wrk.append(run_wrk(url, args.seconds, 50))
-            s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
+            slow = []  # the host's slow share during wrk, the engine, pure Python (bench/hostprobe.py)
+            with HostProbe(args.seconds + 30) as probe:
+                wrk.append(run_wrk(url, args.seconds, 50))
+            slow.append(probe.slow_share)
+            with HostProbe(args.seconds + 30) as probe:
+                s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
+            slow.append(probe.slow_share)
             eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
-            p, pus = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"pure-{r}", pure=True)
+            with HostProbe(args.seconds + 30) as probe:
+                p, pus = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"pure-{r}", pure=True)
+            slow.append(probe.slow_share)
             pure.append((p["achieved_rate"], pus))
             print(f"  round {r + 1}: wrk {wrk[-1][0]:,.0f} req/s ({wrk[-1][1]:.2f} us CPU/req) | engine "
                   f"{eng[-1][0]:,.0f} req/s ({us:.2f} us CPU/req, {s['total']:,} recorded, {s['failed']} failed) "
-                  f"| pure Python {pure[-1][0]:,.0f} req/s ({pus:.2f} us CPU/req)", flush=True)
+                  f"| pure Python {pure[-1][0]:,.0f} req/s ({pus:.2f} us CPU/req) | ratio {eng[-1][0] / wrk[-1][0]:.2f} "
+                  f"| host slow {' / '.join(f'{x:.1%}' for x in slow)}", flush=True)
         if wrk:
             w_rps = statistics.median(x[0] for x in wrk)
             w_cpu = statistics.median(x[1] for x in wrk)
@@ -209,16 +258,31 @@ def main() -> int:
                   "(the fallback without a C compiler)")
             print(f"# load average after the closed loop: {os.getloadavg()[0]:.2f}")
         print(f"\n# open loop, one worker, 50 connections; load average before: {os.getloadavg()[0]:.2f}")
+        print("# host: the share of the run the host ran this machine slowly (bench/hostprobe.py); late: sent "
+              "over 1.1 ms after schedule, and how many of them the host's slow windows touched; p99 steady: the "
+              "send lag p99 of the requests they did not touch (untouched: their share of all)")
         print(f"{'path':>8} {'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "
-              f"{'dropped':>8}")
+              f"{'dropped':>8} {'host':>6} {'late':>6} {'touched':>8} {'p99 steady':>10} {'untouched':>9}")
+        import numpy as np
+
         for rate in [float(x) for x in args.rates.split(",") if x]:
             for pure in (False, True) if args.open_both else (False,):
-                s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work, tag=f"open-{rate:g}-{pure}",
-                                  pure=pure)
+                times: list = []
+                with HostProbe(args.seconds + 30) as probe:
+                    s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work,
+                                      tag=f"open-{rate:g}-{pure}", pure=pure, lags=times)
+                sched, sent = times[0]
+                lag_ms = (sent - sched) / 1e6
+                steady = outside_host_windows(sched, sent, probe.windows)
+                late = lag_ms > 1.1
+                p99_steady = float(np.percentile(lag_ms[steady], 99)) if steady.any() else float("nan")
                 off = (s["achieved_rate"] - rate) / rate * 100
                 lag = s["send_lag_ms"]
                 print(f"{'python' if pure else 'compiled':>8} {rate:>8,.0f} {s['achieved_rate']:>10,.0f} {off:>7.2f}% "
-                      f"{lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms {lag['max']:>7.1f}ms {s['dropped']:>8,}", flush=True)
+                      f"{lag['p50']:>7.2f}ms {lag['p99']:>7.2f}ms {lag['max']:>7.1f}ms {s['dropped']:>8,} "
+                      f"{probe.slow_share:>6.1%} {int(late.sum()):>6,} {int((late & ~steady).sum()):>8,} "
+                      f"{p99_steady:>8.2f}ms {steady.mean():>9.1%}", flush=True)
+                print(f"         {probe.describe()}")
         print(f"# load average after the open loop: {os.getloadavg()[0]:.2f}")
         if args.workers_rounds:
             # Workers: the same closed loop from 1 and from 2 engine processes, unpinned (nginx
