@@ -94,3 +94,11 @@ def test_the_probe_process_samples_and_stops():
     assert 0.0 <= probe.slow_share <= 1.0
     assert probe.describe().startswith(("host steady", "host slow"))
     assert not probe._dir.exists()  # its samples file is gone
+
+
+def test_without_catch_up_only_requests_scheduled_inside_a_window_are_left_out():
+    sched = np.arange(0, 100 * MS, MS, dtype=np.int64)
+    lag = np.full(len(sched), 50_000, dtype=np.int64)
+    lag[40:50] = 3 * MS
+    keep = outside_host_windows(sched, sched + lag, [(40 * MS, 45 * MS, 0.2)], caught_up_ns=None)
+    assert not keep[40:45].any() and keep[45:].all() and keep[:40].all()
