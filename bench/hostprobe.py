@@ -96,6 +96,13 @@ def windows_of(samples: array.array | list[int]) -> tuple[list[tuple[int, int, f
     return out, span, slow / span if span else 0.0
 
 
+def _can_run_realtime() -> bool:
+    """Root with chrt, and allowed to use it (a container may not be)."""
+    if os.geteuid() != 0 or not shutil.which("chrt"):
+        return False
+    return subprocess.run(["chrt", "-f", "30", "true"], capture_output=True).returncode == 0
+
+
 class HostProbe:
     """Run the probe beside a measurement (a context manager; stops by itself
     after ``seconds``, or when the block ends)."""
@@ -113,7 +120,7 @@ class HostProbe:
         argv = [sys.executable, __file__, "--seconds", str(self.seconds), "--out", str(self._dir / "samples")]
         if self.cpu is not None and shutil.which("taskset") and (os.cpu_count() or 1) > self.cpu:
             argv = ["taskset", "-c", str(self.cpu)] + argv
-        if os.geteuid() == 0 and shutil.which("chrt"):
+        if _can_run_realtime():
             argv = ["chrt", "-f", "30"] + argv  # above the bench's SCHED_FIFO 20: its samples are not delayed
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         self._proc.stdout.readline()  # "ready": sampling has started
