@@ -119,8 +119,7 @@ class RunQueueSampler:
 
 def trace(args, url: str, work: Path, server_pid: int) -> int:
     import numpy as np
-    from hostprobe import HostProbe
-    from run import outside_host_windows
+    from run import HostProbe, outside_host_windows
 
     from harness.model.clock import RunClock
     from harness.model.requests import read_requests_table
@@ -220,7 +219,7 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
         gc.disable()
     load0 = os.getloadavg()
     sampler = RunQueueSampler(sched_fd, server_pid)
-    with HostProbe(args.seconds + 30) as probe:  # the host's slow windows (bench/hostprobe.py)
+    with HostProbe(args.seconds + 30) as probe:  # the host's slow windows (harness/traffic/hostspeed.py)
         results = run_standalone(session, progress)
     sampler.stop.set()
     sampler.thread.join()
@@ -274,7 +273,7 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
         s0, s1 = abs_sched[i], abs_sent[i]
         span = max(s1 - s0, 1)
         if touched[i]:
-            buckets.setdefault("the host ran this machine slowly (a bench/hostprobe.py window, or catching up after it)",
+            buckets.setdefault("the host ran this machine slowly (a harness/traffic/hostspeed.py window, or catching up after it)",
                                []).append(float(lag[i]))
             continue
         cause, best = None, 0

@@ -29,9 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
 
-from hostprobe import HostProbe  # noqa: E402  (bench/hostprobe.py)
+from harness.traffic.hostspeed import HostSpeedProbe  # noqa: E402
+
+
+def HostProbe(seconds: float) -> HostSpeedProbe:
+    """The host's speed beside a measurement, probed from CPU 0 (nginx's, lightly loaded)."""
+    return HostSpeedProbe(seconds, cpu=0, wait_ready=True)
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -170,7 +175,6 @@ def request_times(run_dir: Path, anchor_ns: int):
     """(scheduled, sent) CLOCK_MONOTONIC ns of the run's sent requests."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from harness.model.requests import read_requests_table
 
     table, _ = read_requests_table(run_dir)
@@ -181,7 +185,7 @@ def request_times(run_dir: Path, anchor_ns: int):
 
 
 def outside_host_windows(sched, sent, windows, caught_up_ns: int | None = 200_000):
-    """The requests not touched by the host's slow windows (bench/hostprobe.py): a
+    """The requests not touched by the host's slow windows (harness/traffic/hostspeed.py): a
     request is touched when scheduled inside a window, or after it while the engine
     was still behind (until the first request sent within ``caught_up_ns`` of its
     schedule, the open loop's wake quantum; ``caught_up_ns`` None: only those scheduled
@@ -229,7 +233,7 @@ def main() -> int:
         print(f"# engine hot path: {hot_path()}; the pure-Python path runs in the same rounds")
         wrk, eng, pure = [], [], []
         for r in range(0 if args.skip_closed else args.rounds):
-            slow = []  # the host's slow share during wrk, the engine, pure Python (bench/hostprobe.py)
+            slow = []  # the host's slow share during wrk, the engine, pure Python (harness/traffic/hostspeed.py)
             with HostProbe(args.seconds + 30) as probe:
                 wrk.append(run_wrk(url, args.seconds, 50))
             slow.append(probe.slow_share)
@@ -259,7 +263,7 @@ def main() -> int:
                   "(the fallback without a C compiler)")
             print(f"# load average after the closed loop: {os.getloadavg()[0]:.2f}")
         print(f"\n# open loop, one worker, 50 connections; load average before: {os.getloadavg()[0]:.2f}")
-        print("# host: the share of the run the host ran this machine slowly (bench/hostprobe.py); late: sent "
+        print("# host: the share of the run the host ran this machine slowly (harness/traffic/hostspeed.py); late: sent "
               "over 1.1 ms after schedule; in windows: of those, scheduled inside a host window; p99 outside: "
               "the send-lag p99 of the requests scheduled outside the windows (the catch-up after one counts)")
         print(f"{'path':>8} {'asked':>8} {'achieved':>10} {'off by':>8} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} "

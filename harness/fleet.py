@@ -119,6 +119,11 @@ class GeneratorSession:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def host_speed(self) -> dict | None:
+        """None: the generators run in pods, on the cluster's nodes, not on
+        the harness's host (their clocks and lag are in ``problems``)."""
+        return None
+
     def problems(self) -> list[str]:
         return list(self._problems)
 

@@ -303,7 +303,8 @@ def record_run_end(scenario: Scenario, run_dir: Path, state: RunState) -> None:
     gens = scenario.traffic.generators
     generator = generator_figures(table, state.engine_results, asked_rate=scenario.traffic.rate,
                                   workers=gens.count if gens is not None else scenario.traffic.workers,
-                                  records_complete=complete)
+                                  records_complete=complete,
+                                  host=state.session.host_speed() if state.session is not None else None)
     platform_info = state.platform.describe() if state.platform is not None else {}
     update_manifest(
         run_dir, status=state.status, error=state.error, finished_at=_now(), generator=generator,
@@ -387,7 +388,7 @@ def run_load(config: EngineConfig, *, out: Path, workers: int, max_lag_ms: float
     status = INTERRUPTED if session.interrupted else COMPLETE
     table, complete = read_requests_table(out)
     generator = generator_figures(table, results, asked_rate=config.rate, workers=workers,
-                                  records_complete=complete, max_lag_ms=max_lag_ms)
+                                  records_complete=complete, max_lag_ms=max_lag_ms, host=session.host_speed())
     manifest.update(status=status, generator=generator)
     write_json_atomic(out / MANIFEST_FILE, manifest)
     from harness.analysis import write_summary

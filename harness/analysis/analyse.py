@@ -249,7 +249,8 @@ def analyse(run_dir: str | Path, *, bin_ns: int = tl.DEFAULT_BIN_NS) -> Analysis
                        server_caused_what=verdict.SERVER_CAUSED_TEXT if not by_proxy else
                        ("refused, reset or closed by the server, or answered 502/504 by the ingress proxy for a "
                         "pod already deleted" if by_server else
-                        "answered 502/504 by the ingress proxy for a pod already deleted"))
+                        "answered 502/504 by the ingress proxy for a pod already deleted"),
+                       host=(run.manifest.get("generator") or {}).get("host"))
 
     ok_window = window["total"] - window["dropped"]
     acc = attribution.accuracy(att)

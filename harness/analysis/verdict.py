@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from harness.model.scenario import Gate
+from harness.traffic.hostspeed import host_sentence
 
 #: gate field (camelCase, as in the scenario file) -> (summary value key, unit)
 THRESHOLDS = (
@@ -94,14 +95,17 @@ def _human(row: dict[str, Any]) -> str:
 def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_total: int,
            thresholds: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None,
            records_complete: bool = True, unobserved: list[str] | None = None,
-           server_caused_failed: int = 0, server_caused_what: str = SERVER_CAUSED_TEXT) -> dict[str, Any]:
+           server_caused_failed: int = 0, server_caused_what: str = SERVER_CAUSED_TEXT,
+           host: dict[str, Any] | None = None) -> dict[str, Any]:
     """The verdict from the run's facts; pure, so it is tested by tables.
 
     ``unobserved``: why the run did not see the whole disruption (a deleted
     pod not seen to end), one sentence each; any makes it inconclusive.
     ``server_caused_failed``: failed requests of the rollout window whose
     outcome is one of SERVER_CAUSED (counted as the gate counts), or PROXY_UPSTREAM traced
-    to its pod; ``server_caused_what`` says which, in the reasons."""
+    to its pod; ``server_caused_what`` says which, in the reasons. ``host``: the
+    generator's host windows (harness.model.summary.HostSpeed); when the engine fell
+    behind and the host ran slowly, a reason says so (the cause, and its fix)."""
     why_blind: list[str] = list(unobserved or [])
     if total == 0:
         why_blind.append("no requests were recorded")
@@ -118,6 +122,9 @@ def decide(*, status: str, rollout: dict[str, Any] | None, total: int, window_to
     for row in thresholds:
         if row["name"] in ENGINE_THRESHOLDS and row["status"] == "fail":
             lag.append(f"the traffic engine fell behind its schedule: {row['message']}")
+    host_slow = host_sentence(host)
+    if lag and host_slow:
+        lag.append(host_slow)
     if lag and not why_blind and not _baseline_failing(baseline_rows):
         limit = next((r["limit"] for r in thresholds if r["name"] == "maxFailedRequests"), None)
         if limit is not None and server_caused_failed > limit:

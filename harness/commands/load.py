@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness.traffic.hostspeed import host_fact, host_sentence
 
 EPILOG = """\
 examples:
@@ -119,5 +120,8 @@ def _print_summary(s: dict, gen: dict, status: str, out: Path) -> None:
     t.add_row("send lag ms", f"p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}")
     t.add_row("latency ms", f"p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
     t.add_row("dropped", f"{s['dropped']:,}" + ("  ENGINE FELL BEHIND: results inconclusive" if gen["fell_behind"] else ""))
+    host = (host_sentence if gen["fell_behind"] else host_fact)(gen.get("host"))
+    if host:
+        t.add_row("host", host)
     t.add_row("run dir", str(out))
     c.print(t)

@@ -30,6 +30,22 @@ class RequestStats(TypedDict):
     latency_ms: Quantiles
 
 
+class HostWindow(TypedDict):
+    start_ns: int  # run clock
+    end_ns: int
+    speed: float  # the host's speed in it, a share of its usual
+
+
+class HostSpeed(TypedDict):
+    """When the host ran this machine slowly while the traffic ran
+    (harness.traffic.hostspeed): a cause of falling behind that is neither
+    the harness's nor the target's."""
+
+    probed_s: float  # how long the probe sampled (0: it did not start)
+    slow_share: float  # the share of probed_s inside windows
+    windows: list[HostWindow]
+
+
 class Generator(TypedDict, total=False):
     """What the traffic generator was asked and what it achieved: the
     manifest's ``generator`` section, written once by the runner at the end of the traffic
@@ -47,6 +63,7 @@ class Generator(TypedDict, total=False):
     records_complete: bool
     fell_behind: bool  # load: dropped requests or send-lag p99 over its limit
     max_lag_ms: float
+    host: HostSpeed  # the harness's own engines only (not in-cluster generators)
 
 
 class Manifest(TypedDict, total=False):

@@ -17,6 +17,7 @@ import jinja2
 import yaml
 
 from harness.analysis.chains import STEPS
+from harness.traffic.hostspeed import host_fact
 
 _TEMPLATES = resources.files("harness.report") / "templates"
 
@@ -75,6 +76,9 @@ def _environment(s: dict[str, Any], manifest: dict[str, Any]) -> list[tuple[str,
                             f"{s['total']:,} requests, {s['dropped']:,} dropped by the engine"))
     lag = s["send_lag_ms"]
     rows.append(("send lag (ms)", f"p50 {lag.get('p50')}, p99 {lag.get('p99')}, max {lag.get('max')}"))
+    host = (manifest.get("generator") or {}).get("host")
+    if host is not None:  # harness.traffic.hostspeed: did the host run this machine at full speed?
+        rows.append(("host speed", host_fact(host) or f"steady (probed {host.get('probed_s', 0):g} s)"))
     rows.append(("records", "complete" if s["records_complete"] else "a torn last batch was skipped"))
     workload = manifest.get("workload") or {}
     if workload.get("documents"):

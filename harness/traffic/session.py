@@ -8,6 +8,11 @@ the first ``stop()`` stops scheduling and lets the requests in flight finish
 Either way every request issued gets its record, and the records are on disk
 when ``run()`` returns or is cancelled.
 
+Beside the engines, a probe (harness.traffic.hostspeed) records the windows
+in which the host ran this machine slowly, so a run that fell behind can say
+whether the host was the cause (``host_speed()``, the manifest's
+``generator.host``).
+
 Routing with workers: an in-process engine calls the platform's resolver on
 the caller's event loop; worker processes ask it over a pipe, answered on the
 same loop at the moment they dial (harness.traffic.routes), so ``run``
@@ -25,10 +30,13 @@ import anyio
 from harness.model.clock import RunClock
 from harness.model.routing import Resolver
 from harness.traffic.engine import Engine, EngineConfig, EngineResult
+from harness.traffic.hostspeed import HostSpeedProbe
 from harness.traffic.progress import Progress, Snapshot
 from harness.traffic.workers import ABORT, STOP, WorkerPool, run_on_fast_loop
 
 PROGRESS_EVERY_S = 0.25
+#: The host probe's own bound; it also stops with the session, or when the harness is gone.
+HOST_PROBE_MAX_S = 12 * 3600
 
 
 class TrafficSession:
@@ -47,6 +55,7 @@ class TrafficSession:
         self._pool: WorkerPool | None = None
         self._done = asyncio.Event()
         self._started = asyncio.Event()
+        self._host = HostSpeedProbe(HOST_PROBE_MAX_S)
 
     @property
     def done(self) -> bool:
@@ -58,6 +67,13 @@ class TrafficSession:
         if self._pool is not None:
             return Snapshot.from_shared(self._pool.slots)
         return None
+
+    def host_speed(self) -> dict | None:
+        """The windows in which the host ran this machine slowly while the
+        traffic ran (harness.model.summary.HostSpeed), on the run clock."""
+        if self._host.off:
+            return None
+        return self._host.section(self.clock.monotonic_anchor_ns)
 
     def problems(self) -> list[str]:
         """Why the traffic could not see (the runner makes the run inconclusive);
@@ -80,6 +96,7 @@ class TrafficSession:
     async def run(self) -> list[EngineResult]:
         """Run until the schedule ends or ``stop()``; cancelled, the traffic is
         aborted and what was recorded is flushed."""
+        self._host.start()
         try:
             if self.workers == 1:
                 self._engine = Engine(self.config, clock=self.clock, out_dir=self.out_dir, resolver=self.resolver)
@@ -99,6 +116,7 @@ class TrafficSession:
                 finally:
                     pool_started.cancel()
         finally:
+            self._host.stop()
             self._done.set()
         return self.results
 

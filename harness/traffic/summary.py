@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from harness.model.requests import outcome_codes
 from harness.model.stats import request_stats
-from harness.model.summary import Generator
+from harness.model.summary import Generator, HostSpeed
 from harness.traffic.engine import EngineResult
 
 
@@ -28,7 +28,8 @@ def schedule_span(table: pa.Table, results: Sequence[EngineResult]) -> tuple[int
 
 
 def generator_figures(table: pa.Table, results: Sequence[EngineResult], *, asked_rate: float, workers: int,
-                      records_complete: bool, max_lag_ms: float | None = None) -> Generator:
+                      records_complete: bool, max_lag_ms: float | None = None,
+                      host: HostSpeed | None = None) -> Generator:
     start, end = schedule_span(table, results)
     duration_s = max((end - start) / 1e9, 1e-9)
     if table.num_rows:
@@ -54,6 +55,8 @@ def generator_figures(table: pa.Table, results: Sequence[EngineResult], *, asked
         "interrupted": any(r.interrupted for r in results),
         "records_complete": records_complete,
     }
+    if host is not None:
+        gen["host"] = host
     if max_lag_ms is not None:
         gen["max_lag_ms"] = max_lag_ms
         gen["fell_behind"] = stats["dropped"] > 0 or (stats["send_lag_ms"]["p99"] or 0) > max_lag_ms

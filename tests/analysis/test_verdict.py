@@ -88,3 +88,35 @@ def test_the_proxys_answers_seen_despite_engine_lag_are_named_as_such():
     assert v["status"] == "fail"
     assert v["headline"].startswith("FAIL: 40 requests answered 502/504 by the ingress proxy for a pod already deleted")
     assert any("lower bound" in r for r in v["reasons"])
+
+
+HOST_SLOW = {"probed_s": 30.0, "slow_share": 0.06,
+             "windows": [{"start_ns": 1_000_000_000, "end_ns": 1_045_000_000, "speed": 0.2},
+                         {"start_ns": 9_000_000_000, "end_ns": 9_030_000_000, "speed": 0.24}]}
+
+
+def test_a_run_that_fell_behind_while_the_host_ran_slowly_names_the_host_and_the_fix():
+    rows = check_thresholds(LIMITS, {**GOOD, "send_lag_p99_ms": 80.0})
+    v = decide(status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800, thresholds=rows,
+               baseline_rows=None, host=HOST_SLOW)
+    assert (v["status"], v["exit_code"]) == ("inconclusive", 3)
+    host = [r for r in v["reasons"] if "the host ran this machine" in r]
+    assert host == ["the host ran this machine at about 22% of its speed for 6.0% of the traffic (2 window(s), "
+                    "the longest 45 ms): any generator falls behind there; run on a host that does not throttle "
+                    "its CPUs, or lower traffic.rate"]
+    assert any("fell behind its schedule" in r for r in v["reasons"])
+
+
+@pytest.mark.parametrize("host", [None, {"probed_s": 30.0, "slow_share": 0.0, "windows": []}])
+def test_the_host_is_not_blamed_when_it_was_steady_or_not_probed(host):
+    rows = check_thresholds(LIMITS, {**GOOD, "send_lag_p99_ms": 80.0})
+    v = decide(status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800, thresholds=rows,
+               baseline_rows=None, host=host)
+    assert v["status"] == "inconclusive"
+    assert not any("host" in r for r in v["reasons"])
+
+
+def test_a_slow_host_is_no_reason_when_the_engine_kept_up():
+    v = decide(status="complete", rollout=ROLLOUT_OK, total=1000, window_total=800,
+               thresholds=check_thresholds(LIMITS, GOOD), baseline_rows=None, host=HOST_SLOW)
+    assert v["status"] == "pass" and not any("host" in r for r in v["reasons"])

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,12 +31,34 @@ def test_load_writes_summary_with_the_documented_keys(tmp_path, server_factory, 
     generator = json.loads((out / "manifest.json").read_text())["generator"]
     assert rc == 0, f"exit {rc} twice; the engine fell behind: {generator}"
     assert generator["fell_behind"] is False and generator["asked_rate"] == 100
+    assert set(generator["host"]) == {"probed_s", "slow_share", "windows"}  # the host speed probe ran beside it
     summary = json.loads((out / "summary.json").read_text())
     assert KEYS <= summary.keys()
     assert summary["total"] == 50 and summary["outcomes"] == {"ok": 50}
     assert set(summary["send_lag_ms"]) == {"p50", "p99", "max"}
     assert set(summary["latency_ms"]) == {"p50", "p90", "p99", "max"}
     assert "run dir" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_host_speed_is_probed_while_the_traffic_runs_and_the_probe_is_gone_after(tmp_path, server_factory):
+    srv = server_factory(servers.answer(servers.RESPONSE_OK))
+    out = tmp_path / "run"
+    main(["load", srv.url, "--rate", "50", "--duration", "3", "--out", str(out)])
+    host = json.loads((out / "manifest.json").read_text())["generator"]["host"]
+    assert 0 < host["probed_s"] <= 3.5 + 5  # it sampled during the traffic and stopped with it
+    assert 0 <= host["slow_share"] <= 1
+    for w in host["windows"]:  # on the run clock, inside the traffic
+        assert 0 <= w["start_ns"] < w["end_ns"] and 0 < w["speed"] < 0.5
+    probes = subprocess.run(["pgrep", "-f", "harness.traffic.hostspeed"], capture_output=True, text=True).stdout
+    assert not [p for p in probes.split() if _parent(int(p)) == os.getpid()]  # no probe of ours is left
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return -1
 
 
 @pytest.mark.slow
