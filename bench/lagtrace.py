@@ -46,6 +46,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.pure:
         os.environ["ROLLOUT_HARNESS_PURE_PYTHON"] = "1"
+    os.environ["ROLLOUT_HARNESS_HOST_PROBE"] = "0"  # the trace runs its own probe, pinned to CPU 0
 
     from run import nginx_server  # bench/run.py
 

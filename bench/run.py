@@ -157,7 +157,8 @@ def run_engine(url: str, seconds: float, *, rate: float, conns: int, workdir: Pa
     out = workdir / tag
     argv = [PY, "-m", "harness", "load", url, "--rate", str(rate), "--duration", str(seconds),
             "--connections", str(conns), "--workers", str(workers), "--out", str(out)]
-    env = {**os.environ, "ROLLOUT_HARNESS_PURE_PYTHON": "1" if pure else "0"}
+    # the bench probes the host itself, pinned to CPU 0 and for wrk as well: not the engine's own probe too
+    env = {**os.environ, "ROLLOUT_HARNESS_PURE_PYTHON": "1" if pure else "0", "ROLLOUT_HARNESS_HOST_PROBE": "0"}
     subprocess.run(pinned(cpu, argv) if cpu is not None else (["chrt", "-f", "20"] if RT else []) + argv,
                    capture_output=True, text=True, env=env)
     summary = json.loads((out / "summary.json").read_text())
