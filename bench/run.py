@@ -36,7 +36,7 @@ from harness.traffic.hostspeed import HostSpeedProbe  # noqa: E402
 
 def HostProbe(seconds: float) -> HostSpeedProbe:
     """The host's speed beside a measurement, probed from CPU 0 (nginx's, lightly loaded)."""
-    return HostSpeedProbe(seconds, cpu=0, wait_ready=True)
+    return HostSpeedProbe(seconds, cpu=0, wait_ready=True, enabled=True)
 
 NGINX_CONF = """\
 worker_processes 1;

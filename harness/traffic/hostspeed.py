@@ -115,16 +115,18 @@ def can_run_realtime() -> bool:
 class HostSpeedProbe:
     """Run the probe beside the traffic (a context manager). ``cpu``: pin it
     (the bench); ``wait_ready``: return from ``__enter__`` once it samples
-    (the bench; the harness does not hold its event loop for it)."""
+    (the bench; the harness does not hold its event loop for it); ``enabled``
+    None: unless ``ROLLOUT_HARNESS_HOST_PROBE=0``."""
 
-    def __init__(self, seconds: float, *, cpu: int | None = None, wait_ready: bool = False):
+    def __init__(self, seconds: float, *, cpu: int | None = None, wait_ready: bool = False,
+                 enabled: bool | None = None):
         self.seconds = seconds
         self.cpu = cpu
         self.wait_ready = wait_ready
         self.windows: list[tuple[int, int, float]] = []
         self.span_s = 0.0
         self.slow_share = 0.0
-        self.off = os.environ.get(ENV_OFF) == "0"
+        self.off = not enabled if enabled is not None else os.environ.get(ENV_OFF) == "0"
         self._dir: Path | None = None
         self._proc: subprocess.Popen | None = None
 
