@@ -133,7 +133,10 @@ class HostSpeedProbe:
     def start(self) -> "HostSpeedProbe":
         if self.off:
             return self
-        self._dir = Path(tempfile.mkdtemp(prefix="rollout-hostspeed-"))
+        try:
+            self._dir = Path(tempfile.mkdtemp(prefix="rollout-hostspeed-"))
+        except OSError:  # no writable temp dir: no probe (the section says probed_s 0), never a failed run
+            return self
         argv = [sys.executable, "-m", "harness.traffic.hostspeed", "--seconds", str(self.seconds),
                 "--out", str(self._dir / "samples")]
         if self.cpu is not None and shutil.which("taskset") and (os.cpu_count() or 1) > self.cpu:

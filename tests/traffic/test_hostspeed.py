@@ -116,3 +116,11 @@ def test_the_probe_stops_and_cleans_up_when_the_harness_dies():
         time.sleep(0.05)
     assert not _alive(int(pid))
     assert not Path(workdir).exists()
+
+
+def test_no_writable_temp_dir_means_no_probe_not_a_failed_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(hostspeed.tempfile, "tempdir", str(tmp_path / "missing"))
+    with HostSpeedProbe(seconds=5) as probe:
+        assert probe._proc is None
+    assert probe.section() == {"probed_s": 0.0, "slow_share": 0.0, "windows": []}
+    assert probe.describe() == "host speed: no samples"
