@@ -25,6 +25,9 @@ latency_ms).
 Latency counts from each request's scheduled time (coordinated omission
 corrected). Exit 0; 3 if the engine fell behind its schedule (dropped
 requests or send-lag p99 over --max-lag-ms); 2 on bad arguments.
+A probe beside the engine records when the host ran this machine slowly
+(generator.host; a throttled VM host makes any generator late): the summary
+says so. ROLLOUT_HARNESS_HOST_PROBE=0 turns it off; docs/engine.md.
 """
 
 
