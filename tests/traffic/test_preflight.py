@@ -52,3 +52,26 @@ def test_every_named_pod_must_serve_not_only_some(server_factory):
         asyncio.run(wait_until_serving(ok.url, resolver=TwoPods(), need=1, pods=2, deadline_s=0.5, interval=0.01))
     attempts = asyncio.run(wait_until_serving(ok.url, resolver=TwoPods(), need=1, pods=1, deadline_s=5))
     assert attempts == 1
+
+
+def test_a_loopback_target_is_dialled_from_another_loopback_address_than_the_engines(server_factory):
+    """A refused dial before kube-proxy programs a NodePort leaves a conntrack entry without
+    NAT; the engine (from 127.0.0.1) must never draw its tuple (docs/e2e-cluster.md)."""
+    peers = []
+
+    def record(conn):
+        peers.append(conn.getpeername()[0])
+        servers.read_request(conn)
+        conn.sendall(servers.RESPONSE_OK)
+
+    srv = server_factory(record)
+    asyncio.run(wait_until_serving(srv.url, resolver=None, need=2, deadline_s=10))
+    assert peers == ["127.0.0.2", "127.0.0.2"]
+
+
+@pytest.mark.parametrize("host,source", [("127.0.0.1", ("127.0.0.2", 0)), ("127.0.0.2", None), ("10.1.2.3", None),
+                                         ("::1", None), ("example.invalid", None)])
+def test_only_ipv4_loopback_targets_get_the_other_source(host, source):
+    from harness.traffic.preflight import source_for
+
+    assert source_for(host) == source
