@@ -120,7 +120,7 @@ class RunQueueSampler:
 
 def trace(args, url: str, work: Path, server_pid: int) -> int:
     import numpy as np
-    from run import HostProbe, outside_host_windows
+    from run import host_probe, outside_host_windows
 
     from harness.model.clock import RunClock
     from harness.model.requests import read_requests_table
@@ -220,7 +220,7 @@ def trace(args, url: str, work: Path, server_pid: int) -> int:
         gc.disable()
     load0 = os.getloadavg()
     sampler = RunQueueSampler(sched_fd, server_pid)
-    with HostProbe(args.seconds + 30) as probe:  # the host's slow windows (harness/traffic/hostspeed.py)
+    with host_probe(args.seconds + 30) as probe:  # the host's slow windows (harness/traffic/hostspeed.py)
         results = run_standalone(session, progress)
     sampler.stop.set()
     sampler.thread.join()

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from harness.traffic.hostspeed import HostSpeedProbe  # noqa: E402
 
 
-def HostProbe(seconds: float) -> HostSpeedProbe:
+def host_probe(seconds: float) -> HostSpeedProbe:
     """The host's speed beside a measurement, probed from CPU 0 (nginx's, lightly loaded)."""
     return HostSpeedProbe(seconds, cpu=0, wait_ready=True, enabled=True)
 
@@ -235,14 +235,14 @@ def main() -> int:
         wrk, eng, pure = [], [], []
         for r in range(0 if args.skip_closed else args.rounds):
             slow = []  # the host's slow share during wrk, the engine, pure Python (harness/traffic/hostspeed.py)
-            with HostProbe(args.seconds + 30) as probe:
+            with host_probe(args.seconds + 30) as probe:
                 wrk.append(run_wrk(url, args.seconds, 50))
             slow.append(probe.slow_share)
-            with HostProbe(args.seconds + 30) as probe:
+            with host_probe(args.seconds + 30) as probe:
                 s, us = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"closed-{r}")
             slow.append(probe.slow_share)
             eng.append((s["achieved_rate"], us, s["total"], s["failed"]))
-            with HostProbe(args.seconds + 30) as probe:
+            with host_probe(args.seconds + 30) as probe:
                 p, pus = run_engine(url, args.seconds, rate=0, conns=50, workdir=work, tag=f"pure-{r}", pure=True)
             slow.append(probe.slow_share)
             pure.append((p["achieved_rate"], pus))
@@ -274,7 +274,7 @@ def main() -> int:
         for rate in [float(x) for x in args.rates.split(",") if x]:
             for pure in (False, True) if args.open_both else (False,):
                 times: list = []
-                with HostProbe(args.seconds + 30) as probe:
+                with host_probe(args.seconds + 30) as probe:
                     s, _ = run_engine(url, args.seconds, rate=rate, conns=50, workdir=work,
                                       tag=f"open-{rate:g}-{pure}", pure=pure, lags=times)
                 sched, sent = times[0]

@@ -33,6 +33,7 @@ from harness.model.outcome import OUTCOME_CODE, Outcome
 from harness.model.requests import outcome_codes, read_request_file
 from harness.model.rundir import update_manifest
 from harness.model.scenario import Scenario
+from harness.model.summary import HostSpeed
 from harness.platforms.kubernetes.generators import render_job
 from harness.platforms.kubernetes.genpods import GeneratorJob, GeneratorPod
 from harness.traffic.clocksync import ClockEstimate, Drift, Exchange, estimate
@@ -119,7 +120,7 @@ class GeneratorSession:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def host_speed(self) -> dict | None:
+    def host_speed(self) -> HostSpeed | None:
         """None: the generators run in pods, on the cluster's nodes, not on
         the harness's host (their clocks and lag are in ``problems``)."""
         return None

@@ -37,10 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.model.summary import HostSpeed
+
 PERIOD = 0.002  # seconds between samples
 SLOW = 0.5  # a sample at under half the median speed is a slow host
 MIN_SAMPLES = 2  # a window is at least this many consecutive slow samples (one may be an SMI)
 ENV_OFF = "ROLLOUT_HARNESS_HOST_PROBE"  # "0": no probe (the section says so)
+CHUNK = 512  # samples the probe holds before it appends them to its file
 
 
 def _work() -> int:
@@ -52,8 +55,10 @@ def _work() -> int:
 
 def sample(seconds: float, out: str) -> None:
     """The probe process: (monotonic ns, ns of the fastest of three runs of
-    ``_work``) pairs into ``out`` (int64), until ``seconds`` pass or SIGTERM;
-    if its parent is gone, it removes ``out``'s directory (the probe's own) and stops."""
+    ``_work``) pairs appended to ``out`` (int64) every ``CHUNK`` samples, so a
+    long run holds no more than that in memory, until ``seconds`` pass or
+    SIGTERM; if its parent is gone, it removes ``out``'s directory (the
+    probe's own) and stops."""
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle; it stops us after
@@ -61,47 +66,51 @@ def sample(seconds: float, out: str) -> None:
     mono = time.monotonic_ns
     buf = array.array("q")
     end = mono() + int(seconds * 1e9)
-    print("ready", flush=True)
-    while not stop:
-        t0 = mono()
-        if os.getppid() != parent:  # nobody will read the samples: leave nothing behind
-            shutil.rmtree(Path(out).parent, ignore_errors=True)
-            return
-        if t0 >= end:
-            break
-        _work()
-        t1 = mono()
-        _work()
-        t2 = mono()
-        _work()
-        t3 = mono()
-        buf.extend((t0, min(t1 - t0, t2 - t1, t3 - t2)))
-        time.sleep(max(0.0, PERIOD - (t3 - t0) / 1e9))
     with open(out, "wb") as f:
+        print("ready", flush=True)
+        while not stop:
+            t0 = mono()
+            if os.getppid() != parent:  # nobody will read the samples: leave nothing behind
+                shutil.rmtree(Path(out).parent, ignore_errors=True)
+                return
+            if t0 >= end:
+                break
+            _work()
+            t1 = mono()
+            _work()
+            t2 = mono()
+            _work()
+            t3 = mono()
+            buf.extend((t0, min(t1 - t0, t2 - t1, t3 - t2)))
+            if len(buf) >= 2 * CHUNK:
+                buf.tofile(f)
+                del buf[:]
+            time.sleep(max(0.0, PERIOD - (t3 - t0) / 1e9))
         buf.tofile(f)
 
 
-def windows_of(samples: array.array | list[int]) -> tuple[list[tuple[int, int, float]], float, float]:
+def windows_of(samples) -> tuple[list[tuple[int, int, float]], float, float]:
     """(windows [(start_ns, end_ns, speed)], the probed span in s, the share of
-    it inside windows) from the probe's flat (time, duration) samples."""
-    times, durs = samples[0::2], samples[1::2]
+    it inside windows) from the probe's flat (time, duration) int64 samples."""
+    import numpy as np
+
+    flat = np.asarray(samples, dtype=np.int64)
+    times, durs = flat[0::2], flat[1::2]
     if len(durs) < 10:
         return [], 0.0, 0.0
-    normal = sorted(durs)[len(durs) // 2]
+    normal = int(np.sort(durs)[len(durs) // 2])
+    slow = np.concatenate(([False], durs * SLOW > normal, [False]))
+    edges = np.flatnonzero(np.diff(slow.astype(np.int8)))  # run starts and ends, alternately
     out: list[tuple[int, int, float]] = []
-    run: list[int] = []
-    for i, d in enumerate(list(durs) + [normal]):
-        if d * SLOW > normal:
-            run.append(i)
+    for first, stop in zip(edges[0::2], edges[1::2]):  # samples first..stop-1 are slow
+        if stop - first < MIN_SAMPLES:
             continue
-        if len(run) >= MIN_SAMPLES:
-            speed = sum(normal / durs[j] for j in run) / len(run)
-            end = times[run[-1] + 1] if run[-1] + 1 < len(times) else times[run[-1]]
-            out.append((times[run[0]], end, speed))
-        run = []
-    span = (times[-1] - times[0]) / 1e9
-    slow = sum(b - a for a, b, _ in out) / 1e9
-    return out, span, slow / span if span else 0.0
+        speed = float(np.mean(normal / durs[first:stop]))
+        end = times[stop] if stop < len(times) else times[stop - 1]
+        out.append((int(times[first]), int(end), speed))
+    span = (int(times[-1]) - int(times[0])) / 1e9
+    slow_s = sum(b - a for a, b, _ in out) / 1e9
+    return out, span, slow_s / span if span else 0.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -168,9 +177,9 @@ class HostSpeedProbe:
                 proc.stdout.close()
             path = self._dir / "samples" if self._dir is not None else None
             if path is not None and path.exists():
-                samples = array.array("q")
-                samples.frombytes(path.read_bytes())
-                self.windows, self.span_s, self.slow_share = windows_of(samples)
+                import numpy as np
+
+                self.windows, self.span_s, self.slow_share = windows_of(np.fromfile(path, dtype=np.int64))
         finally:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
@@ -181,7 +190,7 @@ class HostSpeedProbe:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def section(self, anchor_ns: int = 0) -> dict[str, Any]:
+    def section(self, anchor_ns: int = 0) -> HostSpeed:
         """The manifest's ``generator.host`` (harness.model.summary.HostSpeed):
         windows in run-clock ns (``anchor_ns`` subtracted)."""
         return {"probed_s": round(self.span_s, 3), "slow_share": round(self.slow_share, 4),

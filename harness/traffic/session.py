@@ -29,6 +29,7 @@ import anyio
 
 from harness.model.clock import RunClock
 from harness.model.routing import Resolver
+from harness.model.summary import HostSpeed
 from harness.traffic.engine import Engine, EngineConfig, EngineResult
 from harness.traffic.hostspeed import HostSpeedProbe
 from harness.traffic.progress import Progress, Snapshot
@@ -68,7 +69,7 @@ class TrafficSession:
             return Snapshot.from_shared(self._pool.slots)
         return None
 
-    def host_speed(self) -> dict | None:
+    def host_speed(self) -> HostSpeed | None:
         """The windows in which the host ran this machine slowly while the
         traffic ran (harness.model.summary.HostSpeed), on the run clock."""
         if self._host.off:
