@@ -118,6 +118,12 @@ def suggested_idle_timeout_s(app: float | None) -> float | None:
     return max(app - 1, app / 2) if app else None
 
 
+#: The least margin a suggested proxy idle timeout leaves below the app's keep-alive: one
+#: run's longest failed attempt is a single sample of the proxy's own delays, which a
+#: busier moment exceeds (a 20 ms keep-alive with 10 ms suggested failed that way).
+MIN_MARGIN_MS = 20.0
+
+
 def keepalive_fix(idle: float, app: float | None, held_ms: float | None) -> tuple[str, float | None, float | None]:
     """The fix text, the proxy idle timeout to set (or None) and the app
     keep-alive timeout to set (or None). The proxy's idle timeout bounds how
@@ -147,10 +153,10 @@ def keepalive_fix(idle: float, app: float | None, held_ms: float | None) -> tupl
                 f"is shorter than the proxy's own delays between taking a pooled connection and writing on it{held}. "
                 f"{raise_app[0].upper() + raise_app[1:]}" + tail, None, app_want)
     want = suggested_idle_timeout_s(app)
-    if held_ms is not None and (app - want) * 1000 <= held_ms:
+    if (app - want) * 1000 <= max(held_ms or 0.0, MIN_MARGIN_MS):
         return (f"A keep-alive timeout of {app:g} s leaves the proxy no safe idle timeout: {want:g} s would leave "
                 f"{(app - want) * 1000:.0f} ms, less than the proxy's own delays between taking a pooled connection "
-                f"and writing on it{held}. So {raise_app}" + tail, None, app_want)
+                f"and writing on it{held} or the least margin of {MIN_MARGIN_MS:g} ms. So {raise_app}" + tail, None, app_want)
     return f"Set {knob} to {want:g} s, or {raise_app}" + tail, want, app_want
 
 

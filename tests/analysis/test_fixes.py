@@ -97,3 +97,14 @@ def test_top_failing_finding_skips_findings_without_failures():
           {"rule": "unexplained", "failures": 2}]
     assert top_failing_finding(fs)["rule"] == "no-prestop"
     assert top_failing_finding([{"rule": "unexplained", "failures": 2}]) is None
+
+
+def test_no_proxy_idle_timeout_is_suggested_within_the_least_margin_even_when_the_run_measured_less():
+    """A 20 ms keep-alive: one run's failed attempts took only 5 ms, but 10 ms of margin is no fix."""
+    from harness.analysis.ingress_rules import MIN_MARGIN_MS, keepalive_fix
+
+    text, proxy_idle, app_keepalive = keepalive_fix(90.0, 0.02, 5.0)
+    assert proxy_idle is None and app_keepalive is not None and app_keepalive > 90
+    assert f"least margin of {MIN_MARGIN_MS:g} ms" in text
+    text, proxy_idle, _ = keepalive_fix(90.0, 5.0, 5.0)  # seconds of keep-alive: a proxy value is safe
+    assert proxy_idle == 4.0
