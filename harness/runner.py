@@ -230,7 +230,7 @@ async def deploy_until_serving(platform: Platform, scenario: Scenario, state: Ru
         platform.target_url(), resolver=platform.resolver(),
         need=2 * scenario.deployment.replicas, pods=scenario.deployment.replicas,
         deadline_s=scenario.deployment.progress_deadline_seconds,
-        method=scenario.traffic.method, headers=scenario.traffic.headers,
+        method=scenario.traffic.method, headers=scenario.traffic.headers, pod_header=scenario.traffic.pod_header,
         timeout=scenario.traffic.connect_timeout + scenario.traffic.read_timeout)
 
 

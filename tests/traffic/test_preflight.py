@@ -54,6 +54,47 @@ def test_every_named_pod_must_serve_not_only_some(server_factory):
     assert attempts == 1
 
 
+def _pods_answering(server_factory, names):
+    """A server whose answers name their pod in X-Pod-Name: ``names`` in turn, then the last forever."""
+    answers = iter(names)
+    last = [names[-1]]
+
+    def named(conn):
+        servers.read_request(conn)
+        last[0] = next(answers, last[0])
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nx-pod-name: %s\r\n\r\nok" % last[0].encode())
+
+    return server_factory(named)
+
+
+def test_answers_naming_their_pod_must_come_from_every_replica(server_factory):
+    """Through a NodePort the route names no pod: the answers do. kube-proxy
+    programs endpoints in batches, so the first answers may all come from one
+    pod of three; serving starts once all three answered (docs/kind.md)."""
+    srv = _pods_answering(server_factory, ["a"] * 10 + ["b", "a", "c"])
+    attempts = asyncio.run(wait_until_serving(srv.url, resolver=None, need=3, pods=3, deadline_s=20,
+                                              pod_header="X-Pod-Name"))
+    assert attempts == 13
+
+
+def test_a_path_that_never_spreads_is_taken_after_enough_answers(server_factory):
+    """Session affinity or a pinned proxy reach some pods only: after
+    SPREAD_TRIES answers in a row per replica the check stops waiting."""
+    from harness.traffic.preflight import SPREAD_TRIES
+
+    srv = _pods_answering(server_factory, ["a"])
+    attempts = asyncio.run(wait_until_serving(srv.url, resolver=None, need=3, pods=2, deadline_s=60,
+                                              pod_header="X-Pod-Name"))
+    assert attempts == SPREAD_TRIES * 2
+
+
+def test_answers_without_the_pod_header_need_only_the_count_in_a_row(server_factory):
+    srv = server_factory(servers.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    attempts = asyncio.run(wait_until_serving(srv.url, resolver=None, need=3, pods=3, deadline_s=10,
+                                              pod_header="X-Pod-Name"))
+    assert attempts == 3
+
+
 def test_a_loopback_target_is_dialled_from_another_loopback_address_than_the_engines(server_factory):
     """A refused dial before kube-proxy programs a NodePort leaves a conntrack entry without
     NAT; the engine (from 127.0.0.1) must never draw its tuple (docs/e2e-cluster.md)."""
