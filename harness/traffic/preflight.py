@@ -44,7 +44,7 @@ from harness.traffic.http1 import Target
 PROBE_SOURCE = "127.0.0.2"
 #: answers in a row per replica after which a path that still reaches only
 #: some pods is taken as it is (at random, 6 pods are all seen within 120
-#: answers but for a chance of 1e-8; at ~40 answers/s that is past kube-proxy's sync)
+#: answers but for a chance below 1e-8; at ~40 answers/s that is past kube-proxy's sync)
 SPREAD_TRIES = 20
 #: header lines read from an answer, looking for the pod header
 MAX_HEADER_LINES = 100
