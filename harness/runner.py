@@ -342,8 +342,8 @@ def _finish(scenario: Scenario, run_dir: Path, state: RunState, report: bool) ->
     try:
         summary = analyse_run(run_dir, report=report)
         reported = report
-        if report:
-            exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
+        # the gate's exit code with or without the report: CI reads it either way
+        exit_code = int(summary.get("verdict", {}).get("exit_code", EXIT_INCONCLUSIVE))
     except Exception as exc:  # noqa: BLE001 - the run's records stay; say why there is no verdict
         state.error = (state.error + "; " if state.error else "") + f"report failed: {exc}"
         if not isinstance(exc, HarnessError):

@@ -221,6 +221,17 @@ local: {endpointPropagationDelaySeconds: 0.2, endpointPropagationJitterSeconds: 
     assert not wait_dead(replica_pids(out))
 
 
+@pytest.mark.slow
+def test_a_failed_gate_exits_1_without_the_report_too(real_rollout):
+    """CI reads the exit code: --no-report (as the session's shipped runs use
+    it) skips the charts and the page, not the gate."""
+    run = real_rollout("no-prestop")
+    run.require_conclusive()
+    assert run.analysis.summary["verdict"]["status"] == "fail"
+    assert run.proc.returncode == 1, run.proc.stdout[-2000:] + run.proc.stderr[-2000:]
+    assert run.proc.stdout.startswith("FAIL") and not (run.out / "index.html").exists()
+
+
 def test_a_wrong_field_fails_validation_naming_it(tmp_path):
     sc = write_scenario(tmp_path, "name: bad\ndeployment:\n  replicas: 4\n  maxSurge: 1\n")
     out = tmp_path / "run"

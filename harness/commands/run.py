@@ -33,8 +33,8 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. --set traffic.rate=1000 (repeatable)")
     p.add_argument("--no-report", action="store_true",
-                   help="skip the report (charts, index.html, junit.xml); summary.json is still written "
-                   "(exit 0 unless inconclusive)")
+                   help="skip the report (charts, index.html, junit.xml); summary.json, the verdict and "
+                   "its exit code are still written and given")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="N rollouts in one invocation, one verdict with confidence bounds (docs/proof.md)")
@@ -89,7 +89,7 @@ def print_summary(outcome) -> None:
 
     console = Console(file=sys.stdout)
     s = outcome.summary
-    verdict = (s.get("verdict") or {}) if outcome.reported else {}  # --no-report: no gate, no verdict shown
+    verdict = s.get("verdict") or {}
     status = verdict.get("status") or outcome.status
     style = {"pass": "bold green", "fail": "bold red"}.get(status, "bold yellow")
     console.print(f"[{style}]{status.upper()}[/]  run {outcome.status}  exit {outcome.exit_code}")

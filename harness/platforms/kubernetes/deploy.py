@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: how often the Deployment is read while waiting for it
 POLL_S = 0.25
+#: how long a Service whose pinned nodePort is "already allocated" is retried:
+#: the previous run's namespace is deleted in the background, its Service with it
+NODE_PORT_WAIT_S = 60.0
 
 
 class ClusterDeployment:
@@ -57,7 +60,7 @@ class ClusterDeployment:
         await self._start_watches(pod_selector=prepared.run_selector, service=prepared.service,
                                   accept_pod=lambda name: name.startswith(f"{self.deployment}-"))
         for resource, obj in prepared.objects:
-            await self._call(api.create, resource, self.namespace, obj)
+            await self._create(resource, obj)
             self._created.append((resource, obj["metadata"]["name"]))
         self._workload = workload_facts(dict(prepared.objects)["deployments"], self.container)
         svc = await self._call(api.get, "services", self.namespace, prepared.service)
@@ -102,6 +105,27 @@ class ClusterDeployment:
         selector = rendered.deployment["spec"]["selector"]["matchLabels"][manifests.RUN_LABEL]
         return apply.Prepared(namespace=rendered.namespace, objects=objects, service=self.deployment,
                               run_selector=f"{manifests.RUN_LABEL}={selector}", changes=[])
+
+    async def _create(self, resource: str, obj: dict[str, Any]) -> None:
+        """Create one object. A Service whose pinned nodePort is still held
+        (by the Service of a run whose namespace is being deleted, e.g. the
+        run before on a kind cluster) is retried for NODE_PORT_WAIT_S."""
+        deadline = time.monotonic() + NODE_PORT_WAIT_S
+        while True:
+            try:
+                await self._call(self.api.create, resource, self.namespace, obj)
+                return
+            except KubeError as exc:
+                if resource != "services" or exc.status != 422 or "already allocated" not in str(exc):
+                    raise
+                port = self.kube.node_port
+                if time.monotonic() >= deadline:
+                    raise PlatformError(
+                        f"kubernetes.nodePort {port}: still allocated after {NODE_PORT_WAIT_S:g} s: another "
+                        f"Service holds it (`kubectl get svc -A | grep {port}`; a run's leftovers: "
+                        f"`rollout-harness cleanup`), or set another kubernetes.nodePort") from exc
+                log.info("kubernetes: nodePort %s still allocated (a Service being deleted?), retrying", port)
+                await anyio.sleep(1.0)
 
     async def _deploy_target(self) -> None:
         target, api = self.kube.target, self.api

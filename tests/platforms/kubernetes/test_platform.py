@@ -14,6 +14,7 @@ from harness.model.clock import RunClock
 from harness.model.events import EventWriter, read_events
 from harness.model.scenario import scenario_from_dict
 from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.client import KubeError
 from tests.platforms.kubernetes.fakekube import FakeKube
 
 
@@ -148,6 +149,45 @@ def test_stuck_rollout_is_inconclusive_and_still_tears_down(make):
     p, run_dir = make(api)
     with pytest.raises(PlatformError, match="stuck"):
         run(p)
+    assert api.calls[-1][0] == "delete_namespace"
+
+
+class PortHeld(Cluster):
+    """The pinned nodePort is held for the first ``held`` Service creations
+    (the previous run's namespace still being deleted)."""
+
+    def __init__(self, held: int):
+        super().__init__()
+        self.held = held
+
+    def create(self, resource, namespace, body):
+        if resource == "services" and self.held:
+            self.held -= 1
+            self.calls.append(("refused", resource))
+            raise KubeError('POST services: 422 Service "api" is invalid: spec.ports[0].nodePort: '
+                            'Invalid value: 30080: provided port is already allocated', status=422)
+        return super().create(resource, namespace, body)
+
+
+def test_a_pinned_node_port_still_held_is_waited_for(make, monkeypatch):
+    from harness.platforms.kubernetes import deploy
+
+    monkeypatch.setattr(deploy.anyio, "sleep", lambda s: anyio.lowlevel.checkpoint())
+    api = PortHeld(held=2)
+    p, _ = make(api, nodePort=30080)
+    run(p, disrupt=False)
+    made = [c[:2] for c in api.calls if c[1] == "services" and c[0] != "get"]
+    assert made == [("refused", "services")] * 2 + [("create", "services")]
+
+
+def test_a_pinned_node_port_held_for_good_names_the_field_and_still_tears_down(make, monkeypatch):
+    from harness.platforms.kubernetes import deploy
+
+    monkeypatch.setattr(deploy, "NODE_PORT_WAIT_S", 0.0)
+    api = PortHeld(held=99)
+    p, _ = make(api, nodePort=30080)
+    with pytest.raises(PlatformError, match="kubernetes.nodePort 30080: still allocated"):
+        run(p, disrupt=False)
     assert api.calls[-1][0] == "delete_namespace"
 
 
