@@ -25,6 +25,7 @@ import asyncio
 import collections
 import errno as _errno
 import gc
+import resource
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,26 @@ WAKE_QUANTUM_NS = 200_000
 FLUSH_ROWS = 256
 
 
+#: descriptors an engine needs beside its requests' sockets (records file, loop, pipes)
+SPARE_FDS = 64
+
+
+def raise_open_files_limit(need: int) -> int:
+    """Raise this process's soft limit on open files towards ``need`` (at most
+    the hard limit), as Go's runtime does at start: ``maxInflight`` requests
+    hold that many sockets, and a soft limit of 1024 (common) would fail the
+    rest with EMFILE. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 class Engine(ConnectionSide):
     """One worker: one event loop, its own connections, one records file."""
 
@@ -68,6 +89,7 @@ class Engine(ConnectionSide):
                  workers: int = 1, resolver: Resolver | None = None, routes: "RouteClient | None" = None,
                  start_ns: int | None = None):
         config.check()
+        raise_open_files_limit(config.max_inflight + config.connections + SPARE_FDS)
         self.config = config
         self.clock = clock
         self.worker = worker

@@ -308,3 +308,25 @@ def test_without_the_precise_timer_the_open_loop_uses_the_loops_timers(tmp_path,
     engine, df = _run_real_time(tmp_path, rate=2000, duration=0.05)
     assert list(df.seq) == list(range(100)) and (df.outcome == "ok").all()
     assert (df.sent_ns >= df.scheduled_ns).all() and engine._wakeup is None
+
+
+def test_the_open_files_limit_is_raised_for_the_inflight_cap_within_the_hard_limit():
+    """maxInflight sockets must fit under the soft limit (often 1024): raised in
+    a child process, so the test process keeps its own."""
+    import subprocess
+    import sys
+
+    code = """
+import resource
+from harness.traffic.engine import raise_open_files_limit
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+print(raise_open_files_limit(300), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print(raise_open_files_limit(100), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+cap = hard if hard != resource.RLIM_INFINITY else 10**6
+print(raise_open_files_limit(cap + 1) <= cap)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "300 300"  # raised to what is needed
+    assert out[1] == "300 300"  # never lowered
+    assert out[2] == "True"  # never past the hard limit
